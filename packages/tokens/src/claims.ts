@@ -1,0 +1,44 @@
+import { Type, type Static } from 'typebox'
+
+/** The JWS `typ` of Baton access tokens (RFC 9068). */
+export const ACCESS_TOKEN_TYP = 'at+jwt'
+
+/** Signature algorithms Baton issues and verifiers accept; nothing else. */
+export const ACCESS_TOKEN_ALGORITHMS = ['EdDSA', 'ES256'] as const
+export type AccessTokenAlgorithm = typeof ACCESS_TOKEN_ALGORITHMS[number]
+
+/** Claims a verifier insists on before it looks at anything else. */
+export const REQUIRED_ACCESS_TOKEN_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti'] as const
+
+export const AccessTokenClaimsSchema = Type.Object({
+  iss: Type.String(),
+  sub: Type.String(),
+  aud: Type.String(),
+  exp: Type.Integer(),
+  iat: Type.Integer(),
+  jti: Type.String(),
+  client_id: Type.String(),
+  scope: Type.String(),
+  sid: Type.Optional(Type.String({ description: 'The session (refresh-token family); absent for client_credentials tokens' })),
+  username: Type.Optional(Type.String())
+})
+/** RFC 9068 claims of a Baton access token, plus `sid` and `username`. */
+export type AccessTokenClaims = Static<typeof AccessTokenClaimsSchema>
+
+export const TokenResponseSchema = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer(),
+  refresh_token: Type.Optional(Type.String()),
+  scope: Type.String()
+})
+/** RFC 6749 §5.1 successful token response. */
+export type TokenResponse = Static<typeof TokenResponseSchema>
+
+export const ErrorResponseSchema = Type.Object({
+  // Absent only on a bare RFC 6750 challenge (no credentials were sent).
+  error: Type.Optional(Type.String()),
+  error_description: Type.Optional(Type.String())
+})
+/** RFC 6749 §5.2 / RFC 6750 §3 error body. */
+export type ErrorResponse = Static<typeof ErrorResponseSchema>

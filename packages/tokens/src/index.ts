@@ -1,0 +1,13 @@
+export { parseDuration } from './duration.js'
+export { parseScope, formatScope, isSubsetOf, scopeClaimIncludes } from './scope.js'
+export {
+  ACCESS_TOKEN_TYP,
+  ACCESS_TOKEN_ALGORITHMS,
+  REQUIRED_ACCESS_TOKEN_CLAIMS,
+  AccessTokenClaimsSchema,
+  TokenResponseSchema,
+  ErrorResponseSchema
+} from './claims.js'
+export type { AccessTokenAlgorithm, AccessTokenClaims, TokenResponse, ErrorResponse } from './claims.js'
+export { ERRORS, BatonError, isBatonError } from './errors.js'
+export type { ErrorCode, ErrorScheme } from './errors.js'
