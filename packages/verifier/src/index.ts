@@ -1,0 +1,7 @@
+export { verifierPlugin } from './plugin.js'
+export type { VerifierOptions } from './plugin.js'
+export { extractBearerToken } from './bearer.js'
+export { createStaticKeySource } from './key-source.js'
+export type { KeySource, StaticKey } from './key-source.js'
+export { createJwksKeySource } from './jwks-key-source.js'
+export type { JwksKeySource, JwksKeySourceOptions } from './jwks-key-source.js'

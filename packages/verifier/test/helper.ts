@@ -1,0 +1,157 @@
+// Shared by the verifier's tests and the resource-service's: real keys, a
+// real JWKS server on a real socket, and tokens signed the way Baton signs them.
+import { createHmac, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { createSigner } from 'fast-jwt'
+
+export type TestAlgorithm = 'EdDSA' | 'ES256'
+
+export interface TestKey {
+  kid: string
+  alg: TestAlgorithm
+  privateKey: KeyObject
+  publicKey: KeyObject
+  privatePem: string
+  publicPem: string
+  /** The public JWK as the auth-service publishes it. */
+  jwk: Record<string, unknown>
+}
+
+export function generateTestKey (alg: TestAlgorithm = 'EdDSA', kid = `test-${randomUUID()}`): TestKey {
+  const { privateKey, publicKey } = alg === 'EdDSA'
+    ? generateKeyPairSync('ed25519')
+    : generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  return {
+    kid,
+    alg,
+    privateKey,
+    publicKey,
+    privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' }
+  }
+}
+
+export const ISSUER = 'http://127.0.0.1:3001'
+export const AUDIENCE = 'baton-api'
+
+/** A claim set the auth-service could have issued at `nowMs`, valid for 15 minutes. */
+export function claims (overrides: Record<string, unknown> = {}, nowMs = Date.now()): Record<string, unknown> {
+  const iat = Math.floor(nowMs / 1000)
+  return {
+    iss: ISSUER,
+    sub: 'user-1',
+    aud: AUDIENCE,
+    exp: iat + 900,
+    iat,
+    jti: randomUUID(),
+    client_id: 'baton',
+    scope: 'profile',
+    sid: 'session-1',
+    username: 'alice',
+    ...overrides
+  }
+}
+
+/** Signs with fast-jwt's signer, as the auth-service does: `typ: at+jwt` and the key's kid. A claim set without iat gets one. */
+export function signToken (key: TestKey, payload: Record<string, unknown>, header: Record<string, unknown> = {}): string {
+  const signer = createSigner({
+    key: key.privatePem,
+    algorithm: key.alg,
+    // No noTimestamp: with it fast-jwt drops the payload's own iat.
+    header: { alg: key.alg, typ: 'at+jwt', kid: key.kid, ...header }
+  })
+  return signer(payload)
+}
+
+const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+
+/**
+ * A JWS assembled by hand, for headers no honest signer writes (`alg: none`,
+ * no typ, HS256 keyed with a public key). `signWith` returns the signature of
+ * the signing input, or '' for none.
+ */
+export function craftToken (header: Record<string, unknown>, payload: Record<string, unknown>, signWith: (input: string) => string): string {
+  const input = `${b64url(header)}.${b64url(payload)}`
+  return `${input}.${signWith(input)}`
+}
+
+/** Signs a signing input with a test key (EdDSA, or ES256 in JWS's r||s form). */
+export function signInput (key: TestKey, input: string): string {
+  return key.alg === 'EdDSA'
+    ? sign(null, Buffer.from(input), key.privateKey).toString('base64url')
+    : sign('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')
+}
+
+/** HMAC-SHA256 keyed with a string, the classic "alg confusion" forgery when the string is a public key. */
+export function hmacInput (secret: string, input: string): string {
+  return createHmac('sha256', secret).update(input).digest('base64url')
+}
+
+export interface JwksServer {
+  url: string
+  port: number
+  /** Keys published; change it to rotate. */
+  keys: TestKey[]
+  /** Requests the key-set route has received. */
+  hits: () => number
+  /** Replaces the response (status, body) for later requests; undefined restores the key set. */
+  respondWith: (response: { status: number, body: unknown } | undefined) => void
+  app: FastifyInstance
+  close: () => Promise<void>
+}
+
+export interface JwksServerOptions {
+  /** Reopens the port a closed server used. */
+  port?: number
+  /** Extra routes, e.g. a slow or redirecting one; added before the server listens. */
+  routes?: (app: FastifyInstance) => void
+}
+
+/** A real HTTP server publishing `keys` at /.well-known/jwks.json. */
+export async function startJwksServer (keys: TestKey[], options: JwksServerOptions = {}): Promise<JwksServer> {
+  let hits = 0
+  let override: { status: number, body: unknown } | undefined
+  const app = Fastify({ logger: false, forceCloseConnections: true })
+  const server: JwksServer = {
+    url: '',
+    port: 0,
+    keys,
+    hits: () => hits,
+    respondWith: (response) => { override = response },
+    app,
+    close: async () => { await app.close() }
+  }
+  app.get('/.well-known/jwks.json', async (_request, reply) => {
+    hits += 1
+    if (override !== undefined) return reply.code(override.status).send(override.body)
+    return { keys: server.keys.map((key) => key.jwk) }
+  })
+  options.routes?.(app)
+  await app.listen({ host: '127.0.0.1', port: options.port ?? 0 })
+  server.port = (app.server.address() as AddressInfo).port
+  server.url = `http://127.0.0.1:${server.port}/.well-known/jwks.json`
+  return server
+}
+
+/** A clock the test moves by hand. */
+export interface TestClock {
+  now: () => number
+  advance: (ms: number) => void
+}
+
+/** Starts on a whole second, as NumericDate claims do, so "exactly at exp" is reachable. */
+export function testClock (start = Math.floor(Date.now() / 1000) * 1000): TestClock {
+  let current = start
+  return { now: () => current, advance: (ms) => { current += ms } }
+}
+
+/** Polls until `condition` holds; fails after `timeoutMs`. */
+export async function waitFor (condition: () => Promise<boolean> | boolean, timeoutMs = 5000, stepMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, stepMs))
+  }
+}
