@@ -1,0 +1,84 @@
+--[[
+Rotates a refresh token in one step: check it, consume it, store its
+successor and renew the session's TTLs. The caller has already checked the
+token's MAC, so a token that is neither current nor the just-rotated one is
+a genuine older token of this family coming back: the family is revoked.
+
+KEYS[1]  session hash     <p>user:{uid}:session:<sid>
+KEYS[2]  session index    <p>user:{uid}:sessions
+ARGV[1]  hash of the presented token
+ARGV[2]  hash of the successor
+ARGV[3]  the successor, sealed under a key derived from the presented token
+ARGV[4]  now (ms)
+ARGV[5]  idle lifetime (ms)
+ARGV[6]  reuse grace (ms)
+ARGV[7]  client id presenting the token
+ARGV[8]  sid
+ARGV[9]  user agent
+ARGV[10] client IP
+ARGV[11] scope the client asks for ('' for the session's whole scope)
+
+Returns one of:
+  {'rotated', expiry ms, scope, username}
+  {'replayed', sealed successor, scope, username}  the just-rotated token, retried inside the grace window
+  {'reused'}        an older token came back: the session is gone
+  {'unknown'}       no such session (ended, expired, or never existed)
+  {'wrong_client'}  the current token, presented by another client; nothing changed
+  {'expired'}       idle or absolute lifetime over: the session is gone
+  {'invalid_scope'} the asked scope is wider than the session's; nothing changed
+]]
+local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'next', 'exp', 'abs_exp', 'client_id', 'scope', 'username')
+local current, previous, rotatedAt, sealed, idleExpiry, absoluteExpiry, clientId, scope, username =
+  s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9]
+if not current then return {'unknown'} end
+
+local now = tonumber(ARGV[4])
+local sid = ARGV[8]
+
+local function revoke()
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], sid)
+end
+
+-- The TTL removes an idle session in time; these checks make the outcome
+-- exact even when the key has not been reaped yet.
+if now >= tonumber(idleExpiry) or now >= tonumber(absoluteExpiry) then
+  revoke()
+  return {'expired'}
+end
+
+-- Only the same client retrying inside the window is a race; any other
+-- return of a consumed token is treated as theft.
+local sameClient = clientId == ARGV[7]
+local isCurrent = ARGV[1] == current
+local isGraceRetry = not isCurrent and sameClient and previous and ARGV[1] == previous
+  and now - tonumber(rotatedAt) <= tonumber(ARGV[6])
+if not isCurrent and not isGraceRetry then
+  revoke()
+  return {'reused'}
+end
+if not sameClient then return {'wrong_client'} end
+
+-- Checked before anything changes, so a refused scope leaves the token usable.
+if ARGV[11] ~= '' then
+  local granted = {}
+  for name in string.gmatch(scope, '%S+') do granted[name] = true end
+  for name in string.gmatch(ARGV[11], '%S+') do
+    if not granted[name] then return {'invalid_scope'} end
+  end
+end
+
+if isGraceRetry then
+  return {'replayed', sealed, scope, username or ''}
+end
+
+local expiry = math.min(now + tonumber(ARGV[5]), tonumber(absoluteExpiry))
+redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'prev_at', ARGV[4], 'next', ARGV[3],
+  'last_used_at', ARGV[4], 'exp', string.format('%d', expiry), 'user_agent', ARGV[9], 'ip', ARGV[10])
+redis.call('HINCRBY', KEYS[1], 'gen', 1)
+redis.call('PEXPIRE', KEYS[1], expiry - now)
+redis.call('ZADD', KEYS[2], expiry, sid)
+if redis.call('PTTL', KEYS[2]) < expiry - now then
+  redis.call('PEXPIRE', KEYS[2], expiry - now)
+end
+return {'rotated', string.format('%d', expiry), scope, username or ''}

@@ -1,0 +1,78 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import formBody from '@fastify/formbody'
+import type { Redis } from 'ioredis'
+import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin } from '@baton/service-kit'
+import { verifierPlugin, createStaticKeySource } from '@baton/verifier'
+import type { Config } from './config.js'
+import { redisKeys } from './redis-keys.js'
+import { redisPlugin } from './plugins/redis.js'
+import { keyringPlugin } from './plugins/keyring.js'
+import { accountsPlugin } from './plugins/accounts.js'
+import type { UserStore } from './user-store.js'
+import tokenRoutes from './routes/token.js'
+import userRoutes from './routes/users.js'
+import sessionRoutes from './routes/sessions.js'
+import wellKnownRoutes from './routes/well-known.js'
+
+export interface Deps {
+  /** A Redis client the caller owns and closes (tests, embedding). */
+  redis?: Redis
+  /** Milliseconds since the epoch; tests move it instead of sleeping. */
+  now?: () => number
+  users?: UserStore
+  /** pino destination, for tests that read the logs. */
+  logStream?: NodeJS.WritableStream
+}
+
+export type { Config } from './config.js'
+export { loadConfig } from './config.js'
+
+/** Builds the auth-service; `server.ts` listens, tests inject. */
+export async function buildApp (config: Config, deps: Deps = {}): Promise<FastifyInstance> {
+  const now = deps.now ?? Date.now
+  const logger = loggerOptions(config.LOG_LEVEL) as Record<string, unknown>
+  const app = Fastify({
+    logger: deps.logStream === undefined ? logger : { ...logger, stream: deps.logStream },
+    bodyLimit: config.BODY_LIMIT,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Strict types: `{"password": 12345678}` is a 400, not a string.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } }
+  })
+
+  // Only JSON and form bodies mean anything here; anything else is a 415.
+  app.removeContentTypeParser('text/plain')
+  await app.register(errorHandlerPlugin, { realm: 'baton' })
+  await app.register(healthPlugin)
+  await app.register(metricsPlugin, { prefix: 'baton_auth_' })
+  await app.register(formBody, { bodyLimit: config.BODY_LIMIT })
+  await app.register(redisPlugin, { url: config.REDIS_URL, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT, client: deps.redis })
+  const keys = redisKeys(config.REDIS_KEY_PREFIX)
+  await app.register(keyringPlugin, {
+    signingKeyPem: config.SIGNING_KEY,
+    refreshTokenSecret: config.REFRESH_TOKEN_SECRET,
+    signingKeysKey: keys.signingKeys,
+    refreshTokenSecretKey: keys.refreshTokenSecret,
+    now
+  })
+  await app.register(accountsPlugin, { config, keys, now, users: deps.users })
+  await app.register(verifierPlugin, {
+    keySource: createStaticKeySource(() => app.keyring.all().map((key) => ({ kid: key.kid, publicKey: key.publicKey }))),
+    issuer: config.ISSUER,
+    audience: config.AUDIENCE,
+    clockSkewSeconds: config.CLOCK_SKEW,
+    now,
+    // The auth-service can afford one Redis read per request: its own
+    // endpoints honour a revoked session at once.
+    checkToken: async (claims) => {
+      if (claims.sid === undefined) return 'token has no session'
+      return await app.sessions.isActive(claims.sub, claims.sid) ? undefined : 'session has ended'
+    }
+  })
+
+  await app.register(wellKnownRoutes)
+  await app.register(tokenRoutes)
+  await app.register(userRoutes)
+  await app.register(sessionRoutes)
+  return app
+}

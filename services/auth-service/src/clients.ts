@@ -1,0 +1,69 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { ConfigError } from '@baton/service-kit'
+import { parseScope } from '@baton/tokens'
+
+export const GRANT_TYPES = ['password', 'refresh_token', 'client_credentials'] as const
+export type GrantType = typeof GRANT_TYPES[number]
+
+/** The built-in first-party public client that a `client_id`-less request stands for. */
+export const BUILT_IN_CLIENT_ID = 'baton'
+
+export interface ClientConfig {
+  client_id: string
+  /** SHA-256 of the secret; undefined for a public client. */
+  secretHash: Buffer | undefined
+  grant_types: readonly GrantType[]
+  /** Scopes the client may ask for; undefined: whatever the user is allowed. */
+  scope: readonly string[] | undefined
+}
+
+const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/
+
+/** Client secrets are long random strings, so one SHA-256 is a sound hash; a `sha256:` prefix takes a pre-hashed value. */
+export function hashClientSecret (secret: string): Buffer {
+  return createHash('sha256').update(secret).digest()
+}
+
+export function clientSecretMatches (client: ClientConfig, presented: string): boolean {
+  return client.secretHash !== undefined && timingSafeEqual(client.secretHash, hashClientSecret(presented))
+}
+
+/** Validates the CLIENTS setting; the built-in public client is always present unless overridden. */
+export function parseClients (value: unknown): ClientConfig[] {
+  if (!Array.isArray(value)) throw new ConfigError('CLIENTS', 'must be a JSON array of clients')
+  const clients = new Map<string, ClientConfig>()
+  clients.set(BUILT_IN_CLIENT_ID, {
+    client_id: BUILT_IN_CLIENT_ID,
+    secretHash: undefined,
+    grant_types: ['password', 'refresh_token'],
+    scope: undefined
+  })
+  value.forEach((entry: unknown, index) => {
+    const where = `CLIENTS[${index}]`
+    if (typeof entry !== 'object' || entry === null) throw new ConfigError(where, 'must be an object')
+    const { client_id: clientId, client_secret: secret, grant_types: grants, scope } = entry as Record<string, unknown>
+    if (typeof clientId !== 'string' || !CLIENT_ID.test(clientId)) throw new ConfigError(`${where}.client_id`, 'must be 1-128 characters of A-Z a-z 0-9 . _ ~ -')
+    if (secret !== undefined && (typeof secret !== 'string' || secret.length < 16)) throw new ConfigError(`${where}.client_secret`, 'must be a string of at least 16 characters')
+    if (!Array.isArray(grants) || grants.length === 0 || !grants.every((grant) => (GRANT_TYPES as readonly unknown[]).includes(grant))) {
+      throw new ConfigError(`${where}.grant_types`, `must be a non-empty array of ${GRANT_TYPES.join(', ')}`)
+    }
+    if (typeof secret === 'string' && secret.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/.test(secret)) {
+      throw new ConfigError(`${where}.client_secret`, 'with the sha256: prefix must hold 64 lowercase hex digits')
+    }
+    if (grants.includes('client_credentials') && secret === undefined) throw new ConfigError(`${where}.grant_types`, 'client_credentials needs a confidential client (client_secret)')
+    let scopes: string[] | undefined
+    if (scope !== undefined) {
+      scopes = typeof scope === 'string' ? parseScope(scope) : undefined
+      if (scopes === undefined) throw new ConfigError(`${where}.scope`, 'must be a space-separated scope string')
+    }
+    clients.set(clientId, {
+      client_id: clientId,
+      secretHash: typeof secret === 'string'
+        ? (secret.startsWith('sha256:') ? Buffer.from(secret.slice(7), 'hex') : hashClientSecret(secret))
+        : undefined,
+      grant_types: grants as GrantType[],
+      scope: scopes
+    })
+  })
+  return [...clients.values()]
+}

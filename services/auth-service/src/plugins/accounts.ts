@@ -1,0 +1,67 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../config.js'
+import type { RedisKeys } from '../redis-keys.js'
+import { RedisUserStore, type UserStore } from '../user-store.js'
+import { SessionStore } from '../session-store.js'
+import { RefreshTokenCodec } from '../refresh-token.js'
+import { createPasswordHasher, type PasswordHasher } from '../password-hasher.js'
+import { createAccessTokenIssuer, type AccessTokenIssuer } from '../access-tokens.js'
+import { parseClients, type ClientConfig } from '../clients.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    clock: () => number
+    users: UserStore
+    sessions: SessionStore
+    passwords: PasswordHasher
+    accessTokens: AccessTokenIssuer
+    clients: ReadonlyMap<string, ClientConfig>
+  }
+}
+
+export interface AccountsOptions {
+  config: Config
+  keys: RedisKeys
+  now: () => number
+  users?: UserStore
+}
+
+/** The stores and token machinery the routes share. */
+export const accountsPlugin = fp(async function accounts (app: FastifyInstance, opts: AccountsOptions) {
+  const { config, keys, now } = opts
+  let codec: RefreshTokenCodec | undefined
+  let codecSecret: string | undefined
+  const currentCodec = (): RefreshTokenCodec => {
+    const secret = app.keyring.refreshTokenSecret()
+    if (codec === undefined || codecSecret !== secret) {
+      codec = new RefreshTokenCodec(secret)
+      codecSecret = secret
+    }
+    return codec
+  }
+
+  app.decorate('config', config)
+  app.decorate('clock', now)
+  app.decorate('users', opts.users ?? new RedisUserStore(app.redis, keys, now))
+  app.decorate('sessions', new SessionStore(app.redis, keys, currentCodec, {
+    idleMs: config.REFRESH_TOKEN_TTL * 1000,
+    absoluteMs: config.SESSION_MAX_TTL * 1000,
+    graceMs: config.REFRESH_REUSE_GRACE * 1000,
+    maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
+  }, now))
+  app.decorate('passwords', await createPasswordHasher({
+    memoryKiB: config.ARGON2_MEMORY_KIB,
+    iterations: config.ARGON2_ITERATIONS,
+    parallelism: config.ARGON2_PARALLELISM
+  }))
+  app.decorate('accessTokens', createAccessTokenIssuer({
+    keyring: app.keyring,
+    issuer: config.ISSUER,
+    audience: config.AUDIENCE,
+    ttlSeconds: config.ACCESS_TOKEN_TTL,
+    now
+  }))
+  app.decorate('clients', new Map((config.CLIENTS.length > 0 ? config.CLIENTS : parseClients([])).map((client) => [client.client_id, client])))
+}, { name: 'baton-accounts', fastify: '5.x', dependencies: ['baton-redis', 'baton-keyring'] })

@@ -1,0 +1,34 @@
+/**
+ * Every Redis key the auth-service writes is named here. Keys that one Lua
+ * script touches share the hash tag `{<user id>}`, so on Redis Cluster they
+ * live in one slot and every session change stays a single atomic script.
+ *
+ *   <p>user:{<uid>}                   hash  the user record (no TTL: accounts persist)
+ *   <p>user:{<uid>}:sessions          zset  session id -> expiry (ms); TTL = latest session expiry
+ *   <p>user:{<uid>}:session:<sid>     hash  one session (refresh-token family); TTL = min(idle, absolute)
+ *   <p>username:<normalized name>     string the user id, for case-insensitive login and uniqueness
+ *   <p>signing-keys                   string JSON keyring of generated signing keys
+ *   <p>refresh-token-secret           string secret that authenticates refresh tokens
+ */
+export interface RedisKeys {
+  user: (uid: string) => string
+  sessionIndex: (uid: string) => string
+  session: (uid: string, sid: string) => string
+  /** Prefix of a user's session keys, for scripts that walk the index. */
+  sessionPrefix: (uid: string) => string
+  username: (normalized: string) => string
+  signingKeys: string
+  refreshTokenSecret: string
+}
+
+export function redisKeys (prefix: string): RedisKeys {
+  return {
+    user: (uid) => `${prefix}user:{${uid}}`,
+    sessionIndex: (uid) => `${prefix}user:{${uid}}:sessions`,
+    session: (uid, sid) => `${prefix}user:{${uid}}:session:${sid}`,
+    sessionPrefix: (uid) => `${prefix}user:{${uid}}:session:`,
+    username: (normalized) => `${prefix}username:${normalized}`,
+    signingKeys: `${prefix}signing-keys`,
+    refreshTokenSecret: `${prefix}refresh-token-secret`
+  }
+}

@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { BatonError, ErrorResponseSchema } from '@baton/tokens'
+
+const SessionSchema = Type.Object({
+  id: Type.String({ description: 'The `sid` of this session\'s access tokens' }),
+  created_at: Type.String({ format: 'date-time' }),
+  last_used_at: Type.String({ format: 'date-time' }),
+  client_id: Type.String(),
+  user_agent: Type.String(),
+  ip: Type.String(),
+  current: Type.Boolean({ description: 'True for the session of the token that asked' })
+})
+
+const Errors = { '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
+
+export default async function sessionRoutes (app: FastifyInstance): Promise<void> {
+  const server = app.withTypeProvider<TypeBoxTypeProvider>()
+  server.addHook('onRequest', app.authenticate)
+  server.addHook('onSend', async (_request, reply) => { reply.header('cache-control', 'no-store') })
+
+  server.get('/sessions', {
+    schema: {
+      description: 'The caller\'s live sessions',
+      tags: ['sessions'],
+      security: [{ bearerAuth: [] }],
+      response: { 200: Type.Object({ sessions: Type.Array(SessionSchema) }), ...Errors }
+    }
+  }, async (request) => {
+    const sessions = await app.sessions.list(request.auth.sub)
+    return { sessions: sessions.map((session) => ({ ...session, current: session.id === request.auth.sid })) }
+  })
+
+  server.delete('/sessions/:id', {
+    schema: {
+      description: 'End one of the caller\'s sessions',
+      tags: ['sessions'],
+      security: [{ bearerAuth: [] }],
+      params: Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{22}$' }) }),
+      response: { 204: Type.Null(), ...Errors }
+    }
+  }, async (request, reply) => {
+    if (!await app.sessions.revoke(request.auth.sub, request.params.id)) {
+      throw new BatonError('BATON_NOT_FOUND', 'no such session')
+    }
+    request.log.info({ event: 'session.revoked', sid: request.params.id, user: request.auth.sub, by: 'user' }, 'session revoked')
+    return await reply.code(204).send(null)
+  })
+
+  server.delete('/sessions', {
+    schema: {
+      description: 'End all of the caller\'s sessions ("log out everywhere")',
+      tags: ['sessions'],
+      security: [{ bearerAuth: [] }],
+      response: { 204: Type.Null(), ...Errors }
+    }
+  }, async (request, reply) => {
+    const ended = await app.sessions.revokeAll(request.auth.sub)
+    request.log.info({ event: 'session.revoked_all', user: request.auth.sub, sessions_ended: ended.length }, 'all sessions revoked')
+    return await reply.code(204).send(null)
+  })
+}

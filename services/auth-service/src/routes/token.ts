@@ -1,0 +1,129 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type, type Static } from 'typebox'
+import { BatonError, ErrorResponseSchema, TokenResponseSchema, formatScope, isSubsetOf, parseScope, type TokenResponse } from '@baton/tokens'
+import { authenticateClient } from '../client-auth.js'
+import type { ClientConfig, GrantType } from '../clients.js'
+import type { RequestContext, SessionTokens } from '../session-store.js'
+
+const field = (maxLength: number) => Type.Optional(Type.String({ maxLength }))
+
+const TokenRequestSchema = Type.Object({
+  grant_type: Type.String({ maxLength: 64 }),
+  username: field(256),
+  password: field(1024),
+  refresh_token: field(512),
+  scope: field(2048),
+  client_id: field(128),
+  client_secret: field(512)
+})
+type TokenRequest = Static<typeof TokenRequestSchema>
+
+const INVALID_CREDENTIALS = 'invalid username or password'
+
+export function requestContext (request: FastifyRequest, client: ClientConfig): RequestContext {
+  const userAgent = request.headers['user-agent']
+  return { clientId: client.client_id, userAgent: typeof userAgent === 'string' ? userAgent : '', ip: request.ip }
+}
+
+/** The scope a token gets: what was asked for, if it is within what is allowed; else all that is allowed. */
+function grantScope (requested: string | undefined, allowed: readonly string[]): string[] {
+  if (requested === undefined) return [...allowed]
+  const scopes = parseScope(requested)
+  if (scopes === undefined) throw new BatonError('BATON_INVALID_SCOPE', 'scope is malformed')
+  if (!isSubsetOf(scopes, allowed)) throw new BatonError('BATON_INVALID_SCOPE', 'scope exceeds what is allowed')
+  return scopes
+}
+
+function noStore (reply: FastifyReply): FastifyReply {
+  return reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+}
+
+export default async function tokenRoutes (app: FastifyInstance): Promise<void> {
+  const server = app.withTypeProvider<TypeBoxTypeProvider>()
+
+  function tokenResponse (tokens: SessionTokens, client: ClientConfig, scope: string): TokenResponse {
+    const access = app.accessTokens.issue({ sub: tokens.uid, clientId: client.client_id, scope, sid: tokens.sid, username: tokens.username })
+    return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, refresh_token: tokens.refreshToken, scope }
+  }
+
+  async function passwordGrant (request: FastifyRequest, body: TokenRequest, client: ClientConfig): Promise<TokenResponse> {
+    if (body.username === undefined || body.password === undefined) {
+      throw new BatonError('BATON_INVALID_REQUEST', 'username and password are required')
+    }
+    // Parse the scope before hashing: a malformed request should not cost a hash.
+    if (body.scope !== undefined && parseScope(body.scope) === undefined) throw new BatonError('BATON_INVALID_SCOPE', 'scope is malformed')
+    const user = await app.users.findByUsername(body.username)
+    const valid = user === undefined
+      ? await app.passwords.verifyDummy(body.password)
+      : await app.passwords.verify(user.passwordHash, body.password)
+    if (user === undefined || !valid) {
+      request.log.info({ event: 'login.failed', client_id: client.client_id }, 'login failed')
+      throw new BatonError('BATON_INVALID_GRANT', INVALID_CREDENTIALS)
+    }
+    const allowed = client.scope === undefined ? user.scopes : user.scopes.filter((scope) => client.scope!.includes(scope))
+    const scope = formatScope(grantScope(body.scope, allowed))
+    const session = await app.sessions.create({ uid: user.id, username: user.username, scope }, requestContext(request, client))
+    request.log.info({ event: 'session.created', sid: session.sid, user: user.id, client_id: client.client_id, evicted: session.evicted.length }, 'session created')
+    return tokenResponse(session, client, scope)
+  }
+
+  async function refreshGrant (request: FastifyRequest, body: TokenRequest, client: ClientConfig): Promise<TokenResponse> {
+    if (body.refresh_token === undefined) throw new BatonError('BATON_INVALID_REQUEST', 'refresh_token is required')
+    let requested = ''
+    if (body.scope !== undefined) {
+      const scopes = parseScope(body.scope)
+      if (scopes === undefined) throw new BatonError('BATON_INVALID_SCOPE', 'scope is malformed')
+      requested = formatScope(scopes)
+    }
+    const context = requestContext(request, client)
+    const result = await app.sessions.rotate(body.refresh_token, context, requested)
+    switch (result.outcome) {
+      case 'rotated':
+      case 'replayed':
+        if (result.outcome === 'replayed') {
+          request.log.info({ event: 'refresh.race_absorbed', sid: result.sid, user: result.uid, client_id: client.client_id, ip: context.ip }, 'retry inside the grace window')
+        }
+        return tokenResponse(result, client, requested === '' ? result.scope : requested)
+      case 'reused':
+        request.log.warn({ event: 'refresh.reuse_detected', sid: result.sid, user: result.uid, client_id: client.client_id, ip: context.ip, user_agent: context.userAgent }, 'refresh token reuse: session revoked')
+        throw new BatonError('BATON_INVALID_GRANT', 'refresh token was already used; the session is revoked')
+      case 'invalid_scope':
+        throw new BatonError('BATON_INVALID_SCOPE', 'scope exceeds the session\'s scope')
+      case 'expired':
+        throw new BatonError('BATON_INVALID_GRANT', 'the session has expired')
+      default:
+        throw new BatonError('BATON_INVALID_GRANT', 'refresh token is not valid')
+    }
+  }
+
+  function clientCredentialsGrant (body: TokenRequest, client: ClientConfig): TokenResponse {
+    const scope = formatScope(grantScope(body.scope, client.scope ?? []))
+    const access = app.accessTokens.issue({ sub: client.client_id, clientId: client.client_id, scope })
+    return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope }
+  }
+
+  server.post('/oauth/token', {
+    schema: {
+      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants',
+      tags: ['oauth'],
+      consumes: ['application/x-www-form-urlencoded', 'application/json'],
+      body: TokenRequestSchema,
+      response: { 200: TokenResponseSchema, '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
+    }
+  }, async (request, reply) => {
+    noStore(reply)
+    const body = request.body
+    const client = authenticateClient(request, body, app.clients)
+    const grant = body.grant_type as GrantType
+    if (!['password', 'refresh_token', 'client_credentials'].includes(grant)) {
+      throw new BatonError('BATON_UNSUPPORTED_GRANT_TYPE', 'grant_type is not supported')
+    }
+    if (!client.grant_types.includes(grant)) {
+      throw new BatonError('BATON_UNAUTHORIZED_CLIENT', 'the client may not use this grant type')
+    }
+    if (grant === 'password') return await passwordGrant(request, body, client)
+    if (grant === 'refresh_token') return await refreshGrant(request, body, client)
+    return clientCredentialsGrant(body, client)
+  })
+}

@@ -1,0 +1,86 @@
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { BatonError, ErrorResponseSchema } from '@baton/tokens'
+import { normalizeUsername } from '../user-store.js'
+
+// Letters and digits of any script plus . _ @ + -: room for e-mail addresses,
+// nothing that could be mistaken for syntax in logs, keys or headers.
+const USERNAME_PATTERN = '^[\\p{L}\\p{N}._@+-]{3,64}$'
+
+// NIST SP 800-63B: length is what counts; no composition rules.
+const Password = Type.String({ minLength: 8, maxLength: 128 })
+
+const RegisterSchema = Type.Object({
+  username: Type.String({ minLength: 3, maxLength: 64, pattern: USERNAME_PATTERN }),
+  password: Password
+})
+
+const ChangePasswordSchema = Type.Object({
+  current_password: Type.String({ minLength: 1, maxLength: 128 }),
+  new_password: Password,
+  keep_current_session: Type.Optional(Type.Boolean())
+})
+
+function checkPasswordStrength (username: string, password: string): void {
+  if (normalizeUsername(password).includes(normalizeUsername(username))) {
+    throw new BatonError('BATON_WEAK_PASSWORD', 'password must not contain the username')
+  }
+  if (new Set(password).size < 3) {
+    throw new BatonError('BATON_WEAK_PASSWORD', 'password is too repetitive')
+  }
+}
+
+export default async function userRoutes (app: FastifyInstance): Promise<void> {
+  const server = app.withTypeProvider<TypeBoxTypeProvider>()
+
+  server.post('/users', {
+    schema: {
+      description: 'Register a user',
+      tags: ['users'],
+      body: RegisterSchema,
+      response: {
+        201: Type.Object({ id: Type.String(), username: Type.String() }),
+        '4xx': ErrorResponseSchema,
+        503: ErrorResponseSchema
+      }
+    }
+  }, async (request, reply) => {
+    const { username, password } = request.body
+    if (username.normalize('NFKC') !== username) {
+      throw new BatonError('BATON_INVALID_REQUEST', 'username must be in Unicode normal form NFKC')
+    }
+    checkPasswordStrength(username, password)
+    const passwordHash = await app.passwords.hash(password)
+    const user = await app.users.create({ username, passwordHash, scopes: app.config.DEFAULT_SCOPES })
+    request.log.info({ event: 'user.registered', user: user.id }, 'user registered')
+    return await reply.code(201).send({ id: user.id, username: user.username })
+  })
+
+  server.post('/users/me/password', {
+    onRequest: app.authenticate,
+    schema: {
+      description: 'Change the caller\'s password; ends every other session, and the current one unless kept',
+      tags: ['users'],
+      security: [{ bearerAuth: [] }],
+      body: ChangePasswordSchema,
+      response: { 204: Type.Null(), '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
+    }
+  }, async (request, reply) => {
+    const { sub, sid } = request.auth
+    const { current_password: currentPassword, new_password: newPassword, keep_current_session: keep = false } = request.body
+    const user = await app.users.findById(sub)
+    if (user === undefined) throw new BatonError('BATON_INVALID_TOKEN', 'the user no longer exists')
+    if (!await app.passwords.verify(user.passwordHash, currentPassword)) {
+      throw new BatonError('BATON_INVALID_GRANT', 'current password is not correct')
+    }
+    checkPasswordStrength(user.username, newPassword)
+    const nextHash = await app.passwords.hash(newPassword)
+    if (!await app.users.replacePasswordHash(user.id, user.passwordHash, nextHash, app.clock())) {
+      throw new BatonError('BATON_INVALID_GRANT', 'the password was changed concurrently; try again')
+    }
+    const ended = await app.sessions.revokeAll(user.id, keep && sid !== undefined ? sid : '')
+    request.log.info({ event: 'password.changed', user: user.id, sessions_ended: ended.length }, 'password changed')
+    return await reply.code(204).send(null)
+  })
+}

@@ -1,0 +1,155 @@
+import type { Redis } from 'ioredis'
+import type { RedisKeys } from './redis-keys.js'
+import { storage } from './plugins/redis.js'
+import { RefreshTokenCodec, isId, randomId, sealSuccessor, unsealSuccessor } from './refresh-token.js'
+
+export interface SessionLifetimes {
+  /** A session ends this long after its last refresh (ms). */
+  idleMs: number
+  /** …and this long after login at the latest (ms). */
+  absoluteMs: number
+  /** A retry of the just-rotated token inside this window gets the same successor (ms). */
+  graceMs: number
+  maxSessionsPerUser: number
+}
+
+/** Who is asking: recorded on the session and checked on every refresh. */
+export interface RequestContext {
+  clientId: string
+  userAgent: string
+  ip: string
+}
+
+export interface NewSession {
+  uid: string
+  username: string
+  scope: string
+}
+
+export interface SessionTokens {
+  uid: string
+  sid: string
+  username: string
+  /** The scope granted at login; a refresh may narrow what an access token carries, never this. */
+  scope: string
+  refreshToken: string
+}
+
+export type RotateOutcome =
+  | ({ outcome: 'rotated' | 'replayed' } & SessionTokens)
+  | { outcome: 'malformed' | 'unknown' | 'wrong_client' | 'expired' | 'reused' | 'invalid_scope', uid?: string, sid?: string }
+
+export interface SessionInfo {
+  id: string
+  created_at: string
+  last_used_at: string
+  client_id: string
+  user_agent: string
+  ip: string
+}
+
+const MAX_USER_AGENT = 256
+
+/**
+ * Sessions (refresh-token families) in Redis. Each state change is one Lua
+ * script over keys that share the user's hash tag.
+ */
+export class SessionStore {
+  readonly #redis: Redis
+  readonly #keys: RedisKeys
+  readonly #codec: () => RefreshTokenCodec
+  readonly #lifetimes: SessionLifetimes
+  readonly #now: () => number
+
+  /** `codec` is a getter: the refresh-token secret may arrive from Redis after start-up. */
+  constructor (redis: Redis, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number) {
+    this.#redis = redis
+    this.#keys = keys
+    this.#codec = codec
+    this.#lifetimes = lifetimes
+    this.#now = now
+  }
+
+  /** Starts a session and returns its first refresh token, plus the sessions evicted to stay under the per-user maximum. */
+  async create (session: NewSession, context: RequestContext): Promise<SessionTokens & { evicted: string[] }> {
+    const now = this.#now()
+    const sid = randomId()
+    const issued = this.#codec().issue(session.uid, sid)
+    const absoluteExpiry = now + this.#lifetimes.absoluteMs
+    const expiry = Math.min(now + this.#lifetimes.idleMs, absoluteExpiry)
+    const evicted = await storage(this.#redis.batonCreateSession(
+      this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid),
+      sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, this.#keys.sessionPrefix(session.uid),
+      'cur', issued.hash,
+      'client_id', context.clientId,
+      'scope', session.scope,
+      'username', session.username,
+      'user_agent', context.userAgent.slice(0, MAX_USER_AGENT),
+      'ip', context.ip
+    ))
+    return { uid: session.uid, sid, username: session.username, scope: session.scope, refreshToken: issued.token, evicted }
+  }
+
+  /**
+   * Exchanges a refresh token for its successor in one round trip. A retry of
+   * the just-rotated token inside the grace window gets the same successor
+   * back; any other reuse ends the session.
+   */
+  async rotate (refreshToken: string, context: RequestContext, requestedScope = ''): Promise<RotateOutcome> {
+    const codec = this.#codec()
+    const presented = codec.parse(refreshToken)
+    if (presented === undefined) return { outcome: 'malformed' }
+    const { uid, sid } = presented
+    const successor = codec.issue(uid, sid)
+    const sealed = sealSuccessor(successor.token, presented.secret, sid)
+    const reply = await storage(this.#redis.batonRotateRefresh(
+      this.#keys.session(uid, sid), this.#keys.sessionIndex(uid),
+      presented.hash, successor.hash, sealed, this.#now(),
+      this.#lifetimes.idleMs, this.#lifetimes.graceMs, context.clientId, sid,
+      context.userAgent.slice(0, MAX_USER_AGENT), context.ip, requestedScope
+    ))
+    const [outcome, value, scope = '', username = ''] = reply
+    if (outcome === 'rotated') {
+      return { outcome, uid, sid, scope, username, refreshToken: successor.token }
+    }
+    if (outcome === 'replayed' && value !== undefined) {
+      const previousSuccessor = unsealSuccessor(value, presented.secret, sid)
+      if (previousSuccessor !== undefined) return { outcome, uid, sid, scope, username, refreshToken: previousSuccessor }
+      return { outcome: 'unknown', uid, sid }
+    }
+    if (outcome === 'unknown' || outcome === 'wrong_client' || outcome === 'expired' || outcome === 'reused' || outcome === 'invalid_scope') {
+      return { outcome, uid, sid }
+    }
+    throw new Error(`unexpected reply from rotate-refresh: ${String(outcome)}`)
+  }
+
+  async revoke (uid: string, sid: string): Promise<boolean> {
+    if (!isId(uid) || !isId(sid)) return false
+    return await storage(this.#redis.batonRevokeSession(this.#keys.session(uid, sid), this.#keys.sessionIndex(uid), sid)) === 1
+  }
+
+  /** Ends every session of the user but `keepSid`; returns the ended session ids. */
+  async revokeAll (uid: string, keepSid = ''): Promise<string[]> {
+    return await storage(this.#redis.batonRevokeUserSessions(this.#keys.sessionIndex(uid), this.#keys.sessionPrefix(uid), keepSid))
+  }
+
+  async list (uid: string): Promise<SessionInfo[]> {
+    const rows = await storage(this.#redis.batonListSessions(this.#keys.sessionIndex(uid), this.#keys.sessionPrefix(uid), this.#now()))
+    return rows.map(([id = '', createdAt = '0', lastUsedAt = '0', clientId = '', userAgent = '', ip = '']) => ({
+      id,
+      created_at: new Date(Number(createdAt)).toISOString(),
+      last_used_at: new Date(Number(lastUsedAt)).toISOString(),
+      client_id: clientId,
+      user_agent: userAgent,
+      ip
+    }))
+  }
+
+  /** Whether the session still lives; the auth-service asks on each of its own Bearer requests. */
+  async isActive (uid: string, sid: string): Promise<boolean> {
+    if (!isId(uid) || !isId(sid)) return false
+    const [idleExpiry, absoluteExpiry] = await storage(this.#redis.hmget(this.#keys.session(uid, sid), 'exp', 'abs_exp'))
+    const now = this.#now()
+    return idleExpiry != null && absoluteExpiry != null && Number(idleExpiry) > now && Number(absoluteExpiry) > now
+  }
+}

@@ -1,0 +1,153 @@
+import t from 'tap'
+import { createPublicKey, verify as verifySignature } from 'node:crypto'
+import { setup, register, login, decodeJwt } from './helper.js'
+
+t.test('password grant', async (t) => {
+  const { app } = await setup(t, { DEFAULT_SCOPES: 'profile reports:read', ACCESS_TOKEN_TTL: '10m' })
+  const user = await register(app, 'Erin')
+
+  t.test('JSON body: RFC 6749 success response, not cacheable', async (t) => {
+    const response = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'erin', password: user.password } })
+    t.equal(response.statusCode, 200)
+    t.equal(response.headers['cache-control'], 'no-store')
+    t.equal(response.headers.pragma, 'no-cache')
+    const body = response.json()
+    t.same(Object.keys(body).sort(), ['access_token', 'expires_in', 'refresh_token', 'scope', 'token_type'])
+    t.equal(body.token_type, 'Bearer')
+    t.equal(body.expires_in, 600)
+    t.equal(body.scope, 'profile reports:read')
+    t.match(body.refresh_token, /^[A-Za-z0-9_-]{108}$/, 'opaque, 81 random-and-MAC bytes')
+  })
+
+  t.test('form body works the same', async (t) => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/oauth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ grant_type: 'password', username: 'Erin', password: user.password }).toString()
+    })
+    t.equal(response.statusCode, 200)
+    t.ok(response.json().access_token)
+  })
+
+  t.test('the access token is an EdDSA at+jwt with every RFC 9068 claim, verifiable with the JWKS', async (t) => {
+    const tokens = await login(app, 'Erin', user.password)
+    const { header, payload } = decodeJwt(tokens.access_token)
+    t.equal(header.alg, 'EdDSA')
+    t.equal(header.typ, 'at+jwt')
+    t.type(header.kid, 'string')
+    t.match(payload, {
+      iss: 'http://127.0.0.1:3001',
+      sub: user.id,
+      aud: 'baton-api',
+      client_id: 'baton',
+      scope: 'profile reports:read',
+      username: 'Erin',
+      sid: /^[A-Za-z0-9_-]{22}$/,
+      jti: /^[A-Za-z0-9_-]{22}$/
+    })
+    t.equal((payload.exp as number) - (payload.iat as number), 600)
+
+    const jwks = (await app.inject('/.well-known/jwks.json')).json<{ keys: Array<Record<string, string>> }>()
+    const jwk = jwks.keys.find((key) => key.kid === header.kid)
+    t.ok(jwk, 'the signing key is published')
+    const [h, p, s] = tokens.access_token.split('.')
+    const valid = verifySignature(null, Buffer.from(`${h}.${p}`), createPublicKey({ key: jwk as never, format: 'jwk' }), Buffer.from(s!, 'base64url'))
+    t.ok(valid, 'the signature verifies against the published key')
+  })
+
+  t.test('scope may narrow, never widen', async (t) => {
+    const narrow = await login(app, 'Erin', user.password, { scope: 'reports:read' })
+    t.equal(narrow.scope, 'reports:read')
+    t.equal(decodeJwt(narrow.access_token).payload.scope, 'reports:read')
+    for (const scope of ['admin', 'profile admin', '', 'bad"scope']) {
+      const response = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'Erin', password: user.password, scope } })
+      t.equal(response.statusCode, 400, JSON.stringify(scope))
+      t.equal(response.json().error, 'invalid_scope', JSON.stringify(scope))
+    }
+  })
+
+  t.test('wrong password and unknown user get the same answer', async (t) => {
+    const wrong = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'Erin', password: 'not the password' } })
+    const unknown = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'nobody-here', password: 'not the password' } })
+    t.equal(wrong.statusCode, 400)
+    t.same(wrong.json(), { error: 'invalid_grant', error_description: 'invalid username or password' })
+    t.equal(unknown.statusCode, wrong.statusCode)
+    t.same(unknown.json(), wrong.json())
+  })
+
+  t.test('an unknown user costs a real password hash, like a wrong password', async (t) => {
+    // Without the dummy verification the unknown-user path is ~50x faster.
+    const time = async (username: string): Promise<number> => {
+      const samples: number[] = []
+      for (let i = 0; i < 5; i++) {
+        const start = process.hrtime.bigint()
+        await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username, password: 'not the password' } })
+        samples.push(Number(process.hrtime.bigint() - start))
+      }
+      return samples.sort((a, b) => a - b)[2]!
+    }
+    const wrong = await time('Erin')
+    const unknown = await time('nobody-here')
+    t.ok(unknown > wrong * 0.5 && unknown < wrong * 2, `median ${unknown / 1e6} ms vs ${wrong / 1e6} ms`)
+  })
+
+  t.test('errors follow RFC 6749 §5.2', async (t) => {
+    const cases: Array<[string, Record<string, unknown>, number, string]> = [
+      ['no grant_type', { username: 'Erin', password: user.password }, 400, 'invalid_request'],
+      ['unknown grant_type', { grant_type: 'authorization_code', code: 'x' }, 400, 'unsupported_grant_type'],
+      ['no password', { grant_type: 'password', username: 'Erin' }, 400, 'invalid_request'],
+      ['non-string password', { grant_type: 'password', username: 'Erin', password: ['a'] }, 400, 'invalid_request'],
+      ['operator injection', { grant_type: 'password', username: { $ne: '' }, password: user.password }, 400, 'invalid_request'],
+      ['unknown client', { grant_type: 'password', username: 'Erin', password: user.password, client_id: 'nope' }, 401, 'invalid_client'],
+      ['public client with a secret', { grant_type: 'password', username: 'Erin', password: user.password, client_id: 'baton', client_secret: 'x' }, 401, 'invalid_client'],
+      ['client_credentials for the public client', { grant_type: 'client_credentials' }, 400, 'unauthorized_client']
+    ]
+    for (const [name, payload, status, error] of cases) {
+      const response = await app.inject({ method: 'POST', url: '/oauth/token', payload })
+      t.equal(response.statusCode, status, name)
+      t.equal(response.json().error, error, name)
+      t.type(response.json().error_description, 'string', name)
+    }
+    const duplicated = await app.inject({
+      method: 'POST',
+      url: '/oauth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'grant_type=password&username=Erin&username=Mallory&password=x'
+    })
+    t.equal(duplicated.statusCode, 400, 'a repeated parameter is invalid_request')
+    t.equal(duplicated.json().error, 'invalid_request')
+  })
+})
+
+t.test('confidential clients and client_credentials', async (t) => {
+  const clients = JSON.stringify([
+    { client_id: 'reporting', client_secret: 'reporting-secret-0123456789', grant_types: ['client_credentials'], scope: 'reports:read reports:write' },
+    { client_id: 'web', client_secret: 'web-secret-0123456789abcdef', grant_types: ['password', 'refresh_token'] }
+  ])
+  const { app } = await setup(t, { CLIENTS: clients })
+
+  t.test('client_secret_basic gets a token for the client itself, with no refresh token', async (t) => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/oauth/token',
+      headers: { authorization: `Basic ${Buffer.from('reporting:reporting-secret-0123456789').toString('base64')}` },
+      payload: { grant_type: 'client_credentials', scope: 'reports:read' }
+    })
+    t.equal(response.statusCode, 200)
+    const body = response.json()
+    t.equal(body.refresh_token, undefined)
+    t.equal(body.scope, 'reports:read')
+    t.match(decodeJwt(body.access_token as string).payload, { sub: 'reporting', client_id: 'reporting', scope: 'reports:read' })
+    t.equal(decodeJwt(body.access_token as string).payload.sid, undefined)
+  })
+
+  t.test('client_secret_post works; a wrong secret is invalid_client with a Basic challenge', async (t) => {
+    const ok = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'client_credentials', client_id: 'reporting', client_secret: 'reporting-secret-0123456789' } })
+    t.equal(ok.statusCode, 200)
+    const bad = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'client_credentials', client_id: 'reporting', client_secret: 'wrong-secret-0123456789' } })
+    t.equal(bad.statusCode, 401)
+    t.equal(bad.json().error, 'invalid_client')
+    t.match(bad.headers['www-authenticate'], /^Basic realm="baton"/)
+  })
+})
