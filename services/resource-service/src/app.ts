@@ -1,0 +1,69 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin } from '@baton/service-kit'
+import { createJwksKeySource, verifierPlugin, type KeySource } from '@baton/verifier'
+import type { Config } from './config.js'
+import { jwksLoaderPlugin } from './plugins/jwks-loader.js'
+import meRoutes from './routes/me.js'
+import reportRoutes from './routes/reports.js'
+
+export type { Config } from './config.js'
+export { loadConfig } from './config.js'
+
+export interface Deps {
+  /** Keys from elsewhere; the app then neither fetches a key set nor closes this source. */
+  keySource?: KeySource
+  /** Milliseconds since the epoch; tests move it instead of sleeping. */
+  now?: () => number
+}
+
+// The auth-service lets verifiers cache its key set this long (JWKS_MAX_AGE_SECONDS there).
+const JWKS_REFRESH_INTERVAL_MS = 300_000
+
+/** Builds the resource-service; `server.ts` listens, tests inject. */
+export async function buildApp (config: Config, deps: Deps = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(config.LOG_LEVEL),
+    bodyLimit: config.BODY_LIMIT,
+    trustProxy: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Pinned to the contract rather than to whatever --max-http-header-size says: larger gets 431.
+    http: { maxHeaderSize: 16_384 }
+  })
+
+  await app.register(errorHandlerPlugin, { realm: 'baton' })
+  await app.register(healthPlugin)
+  await app.register(metricsPlugin, { prefix: 'baton_resource_' })
+
+  let keySource = deps.keySource
+  if (keySource === undefined) {
+    const jwks = createJwksKeySource({
+      jwksUrl: config.JWKS_URL,
+      minRefetchIntervalMs: config.JWKS_MIN_REFETCH_INTERVAL * 1000,
+      log: app.log,
+      ...(deps.now === undefined ? {} : { now: deps.now })
+    })
+    await app.register(jwksLoaderPlugin, { source: jwks, refreshIntervalMs: JWKS_REFRESH_INTERVAL_MS })
+    keySource = jwks
+  }
+  const keys = keySource
+  app.addReadinessCheck('keys', () => keys.ready() ? undefined : 'verification keys are not loaded yet')
+
+  await app.register(verifierPlugin, {
+    keySource,
+    issuer: config.ISSUER,
+    audience: config.AUDIENCE,
+    clockSkewSeconds: config.CLOCK_SKEW,
+    ...(deps.now === undefined ? {} : { now: deps.now })
+  })
+
+  await app.register(async function protectedApi (api) {
+    api.addHook('onRequest', api.authenticate)
+    // Answers depend on who asks: no cache may keep or share them.
+    api.addHook('onSend', async (_request, reply) => { reply.header('cache-control', 'no-store') })
+    await api.register(meRoutes)
+    await api.register(reportRoutes)
+  })
+
+  return app
+}

@@ -1,0 +1,26 @@
+import { envReader, readCommonConfig, type CommonConfig } from '@baton/service-kit'
+
+/** The resource-service's settings, validated once at start-up. */
+export interface Config extends CommonConfig {
+  /** Where the trusted issuer publishes its public keys. */
+  JWKS_URL: string
+  /** Seconds: least time between two key-set fetches caused by unknown kids. */
+  JWKS_MIN_REFETCH_INTERVAL: number
+}
+
+/**
+ * Reads and validates the environment; a bad value throws a ConfigError
+ * naming the variable.
+ *
+ * @example loadConfig({ ISSUER: 'https://auth.example.com' }).JWKS_URL // 'https://auth.example.com/.well-known/jwks.json'
+ */
+export function loadConfig (env: Readonly<Record<string, string | undefined>>): Readonly<Config> {
+  const read = envReader(env)
+  const common = readCommonConfig(read, 3002)
+  return Object.freeze({
+    ...common,
+    JWKS_URL: read.url('JWKS_URL', `${common.ISSUER}/.well-known/jwks.json`, ['http:', 'https:']),
+    // At least a second: each unknown kid may cost the issuer one request per interval.
+    JWKS_MIN_REFETCH_INTERVAL: read.duration('JWKS_MIN_REFETCH_INTERVAL', '10s', 1, 3600)
+  })
+}
