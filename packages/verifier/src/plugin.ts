@@ -34,6 +34,12 @@ declare module 'fastify' {
     authenticate: preHandlerAsyncHookHandler
     /** Hook that demands `scope` in the token (403 insufficient_scope), authenticating first if no earlier hook did. */
     requireScope: (scope: string) => preHandlerAsyncHookHandler
+    /**
+     * Verifies a token that arrived some other way than the Authorization
+     * header (introspection, revocation) with every check `authenticate`
+     * makes, `checkToken` included; throws a BatonError when it is not valid.
+     */
+    verifyAccessToken: (token: string, request: FastifyRequest) => Promise<AccessTokenClaims>
   }
   interface FastifyRequest {
     /** Claims of the verified access token; set by `authenticate`, null before it ran. */
@@ -267,7 +273,10 @@ export const verifierPlugin = fp(async function verifier (app: FastifyInstance, 
   })
 
   async function verify (request: FastifyRequest): Promise<AccessTokenClaims> {
-    const token = extractBearerToken(request.headers.authorization)
+    return await verifyToken(extractBearerToken(request.headers.authorization), request)
+  }
+
+  async function verifyToken (token: string, request: FastifyRequest): Promise<AccessTokenClaims> {
     if (token.length > MAX_TOKEN_LENGTH) throw new TokenRefused('too_large')
     if (!JWS_COMPACT.test(token)) throw new TokenRefused('malformed', 'the access token is not a signed JWT')
 
@@ -302,6 +311,7 @@ export const verifierPlugin = fp(async function verifier (app: FastifyInstance, 
 
   app.decorateRequest('auth', null as unknown as AccessTokenClaims)
   app.decorate('authenticate', authenticate)
+  app.decorate('verifyAccessToken', verifyToken)
   app.decorate('requireScope', function requireScope (scope: string): preHandlerAsyncHookHandler {
     if (parseScope(scope)?.length !== 1) throw new Error(`requireScope: "${scope}" is not a single RFC 6749 scope`)
     return async function scopeCheck (request) {

@@ -13,6 +13,8 @@ import tokenRoutes from './routes/token.js'
 import userRoutes from './routes/users.js'
 import sessionRoutes from './routes/sessions.js'
 import wellKnownRoutes from './routes/well-known.js'
+import revokeRoutes from './routes/revoke.js'
+import introspectRoutes from './routes/introspect.js'
 
 export interface Deps {
   /** A Redis client the caller owns and closes (tests, embedding). */
@@ -63,15 +65,14 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     clockSkewSeconds: config.CLOCK_SKEW,
     now,
     // The auth-service can afford one Redis read per request: its own
-    // endpoints honour a revoked session at once.
-    checkToken: async (claims) => {
-      if (claims.sid === undefined) return 'token has no session'
-      return await app.sessions.isActive(claims.sub, claims.sid) ? undefined : 'session has ended'
-    }
+    // endpoints (and introspection) honour a revoked session or token at once.
+    checkToken: async (claims) => await app.sessions.isAccessTokenLive(claims.sub, claims.jti, claims.sid) ? undefined : 'the token has been revoked'
   })
 
   await app.register(wellKnownRoutes)
   await app.register(tokenRoutes)
+  await app.register(revokeRoutes)
+  await app.register(introspectRoutes)
   await app.register(userRoutes)
   await app.register(sessionRoutes)
   return app

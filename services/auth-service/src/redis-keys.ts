@@ -6,6 +6,7 @@
  *   <p>user:{<uid>}                   hash  the user record (no TTL: accounts persist)
  *   <p>user:{<uid>}:sessions          zset  session id -> expiry (ms); TTL = latest session expiry
  *   <p>user:{<uid>}:session:<sid>     hash  one session (refresh-token family); TTL = min(idle, absolute)
+ *   <p>user:{<sub>}:revoked-token:<jti> string a revoked access token; TTL = until the token expires
  *   <p>username:<normalized name>     string the user id, for case-insensitive login and uniqueness
  *   <p>signing-keys                   string JSON keyring of generated signing keys
  *   <p>refresh-token-secret           string secret that authenticates refresh tokens
@@ -16,6 +17,8 @@ export interface RedisKeys {
   session: (uid: string, sid: string) => string
   /** Prefix of a user's session keys, for scripts that walk the index. */
   sessionPrefix: (uid: string) => string
+  /** Keyed by the token's subject, so it shares a slot with that subject's session. */
+  revokedToken: (sub: string, jti: string) => string
   username: (normalized: string) => string
   signingKeys: string
   refreshTokenSecret: string
@@ -27,6 +30,7 @@ export function redisKeys (prefix: string): RedisKeys {
     sessionIndex: (uid) => `${prefix}user:{${uid}}:sessions`,
     session: (uid, sid) => `${prefix}user:{${uid}}:session:${sid}`,
     sessionPrefix: (uid) => `${prefix}user:{${uid}}:session:`,
+    revokedToken: (sub, jti) => `${prefix}user:{${sub}}:revoked-token:${jti}`,
     username: (normalized) => `${prefix}username:${normalized}`,
     signingKeys: `${prefix}signing-keys`,
     refreshTokenSecret: `${prefix}refresh-token-secret`

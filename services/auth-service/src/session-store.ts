@@ -125,7 +125,53 @@ export class SessionStore {
 
   async revoke (uid: string, sid: string): Promise<boolean> {
     if (!isId(uid) || !isId(sid)) return false
-    return await storage(this.#redis.batonRevokeSession(this.#keys.session(uid, sid), this.#keys.sessionIndex(uid), sid)) === 1
+    return await storage(this.#redis.batonRevokeSession(this.#keys.session(uid, sid), this.#keys.sessionIndex(uid), sid, '')) === 1
+  }
+
+  /**
+   * RFC 7009 for refresh tokens: ends the token's whole session if the token
+   * is genuine and belongs to `clientId`. Unknown or forged tokens are a no-op.
+   */
+  async revokeByRefreshToken (refreshToken: string, clientId: string): Promise<'revoked' | 'not_found' | 'other_client'> {
+    const parsed = this.#codec().parse(refreshToken)
+    if (parsed === undefined) return 'not_found'
+    const result = await storage(this.#redis.batonRevokeSession(this.#keys.session(parsed.uid, parsed.sid), this.#keys.sessionIndex(parsed.uid), parsed.sid, clientId))
+    return result === 1 ? 'revoked' : result === -1 ? 'other_client' : 'not_found'
+  }
+
+  /** Puts one access token on the revocation list until it would have expired anyway. */
+  async revokeAccessToken (sub: string, jti: string, expSeconds: number, skewSeconds: number): Promise<void> {
+    const ttl = expSeconds * 1000 + skewSeconds * 1000 - this.#now()
+    if (ttl <= 0) return
+    await storage(this.#redis.set(this.#keys.revokedToken(sub, jti), '1', 'PX', ttl))
+  }
+
+  /** Whether an access token is still honoured: its session lives and it is not revoked. One round trip. */
+  async isAccessTokenLive (sub: string, jti: string, sid: string | undefined): Promise<boolean> {
+    const revoked = this.#keys.revokedToken(sub, jti)
+    const session = sid === undefined ? revoked : this.#keys.session(sub, sid)
+    return await storage(this.#redis.batonTokenStatus(session, revoked, this.#now(), sid === undefined ? '0' : '1')) === 1
+  }
+
+  /** RFC 7662 view of a refresh token: its session's data if it is the session's current token. */
+  async introspectRefreshToken (refreshToken: string): Promise<{ uid: string, sid: string, clientId: string, scope: string, username: string, exp: number, iat: number } | undefined> {
+    const parsed = this.#codec().parse(refreshToken)
+    if (parsed === undefined) return undefined
+    const [current, clientId, scope, username, idleExpiry, absoluteExpiry, issuedAt, createdAt] = await storage(this.#redis.hmget(
+      this.#keys.session(parsed.uid, parsed.sid), 'cur', 'client_id', 'scope', 'username', 'exp', 'abs_exp', 'prev_at', 'created_at'))
+    const now = this.#now()
+    if (current !== parsed.hash || clientId == null || idleExpiry == null || absoluteExpiry == null) return undefined
+    const expiry = Math.min(Number(idleExpiry), Number(absoluteExpiry))
+    if (expiry <= now) return undefined
+    return {
+      uid: parsed.uid,
+      sid: parsed.sid,
+      clientId,
+      scope: scope ?? '',
+      username: username ?? '',
+      exp: Math.floor(expiry / 1000),
+      iat: Math.floor(Number(issuedAt ?? createdAt) / 1000)
+    }
   }
 
   /** Ends every session of the user but `keepSid`; returns the ended session ids. */
@@ -145,11 +191,4 @@ export class SessionStore {
     }))
   }
 
-  /** Whether the session still lives; the auth-service asks on each of its own Bearer requests. */
-  async isActive (uid: string, sid: string): Promise<boolean> {
-    if (!isId(uid) || !isId(sid)) return false
-    const [idleExpiry, absoluteExpiry] = await storage(this.#redis.hmget(this.#keys.session(uid, sid), 'exp', 'abs_exp'))
-    const now = this.#now()
-    return idleExpiry != null && absoluteExpiry != null && Number(idleExpiry) > now && Number(absoluteExpiry) > now
-  }
 }

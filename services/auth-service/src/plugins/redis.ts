@@ -10,7 +10,8 @@ const SCRIPTS = {
   batonRevokeSession: { file: 'revoke-session.lua', keys: 2 },
   batonRevokeUserSessions: { file: 'revoke-user-sessions.lua', keys: 1 },
   batonListSessions: { file: 'list-sessions.lua', keys: 1 },
-  batonChangePassword: { file: 'change-password.lua', keys: 1 }
+  batonChangePassword: { file: 'change-password.lua', keys: 1 },
+  batonTokenStatus: { file: 'token-status.lua', keys: 2 }
 } as const
 
 type Arg = string | number
@@ -19,10 +20,11 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     batonCreateSession: (session: string, index: string, ...args: Arg[]) => Result<string[], Context>
     batonRotateRefresh: (session: string, index: string, ...args: Arg[]) => Result<string[], Context>
-    batonRevokeSession: (session: string, index: string, sid: string) => Result<number, Context>
+    batonRevokeSession: (session: string, index: string, sid: string, clientId: string) => Result<number, Context>
     batonRevokeUserSessions: (index: string, sessionPrefix: string, keepSid: string) => Result<string[], Context>
     batonListSessions: (index: string, sessionPrefix: string, now: Arg) => Result<string[][], Context>
     batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg) => Result<number, Context>
+    batonTokenStatus: (session: string, revokedToken: string, now: Arg, hasSession: '0' | '1') => Result<number, Context>
   }
 }
 

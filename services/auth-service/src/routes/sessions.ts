@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
@@ -13,11 +13,17 @@ const SessionSchema = Type.Object({
   current: Type.Boolean({ description: 'True for the session of the token that asked' })
 })
 
+/** Session routes act for a user: a client_credentials token has no session to speak for. */
+export async function requireUserSession (request: FastifyRequest): Promise<void> {
+  if (request.auth.sid === undefined) throw new BatonError('BATON_INVALID_TOKEN', 'a user\'s access token is required')
+}
+
 const Errors = { '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
 
 export default async function sessionRoutes (app: FastifyInstance): Promise<void> {
   const server = app.withTypeProvider<TypeBoxTypeProvider>()
   server.addHook('onRequest', app.authenticate)
+  server.addHook('preHandler', requireUserSession)
   server.addHook('onSend', async (_request, reply) => { reply.header('cache-control', 'no-store') })
 
   server.get('/sessions', {

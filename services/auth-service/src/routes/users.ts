@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
 import { normalizeUsername } from '../user-store.js'
+import { requireUserSession } from './sessions.js'
 
 // Letters and digits of any script plus . _ @ + -: room for e-mail addresses,
 // nothing that could be mistaken for syntax in logs, keys or headers.
@@ -59,6 +60,7 @@ export default async function userRoutes (app: FastifyInstance): Promise<void> {
 
   server.post('/users/me/password', {
     onRequest: app.authenticate,
+    preHandler: requireUserSession,
     schema: {
       description: 'Change the caller\'s password; ends every other session, and the current one unless kept',
       tags: ['users'],

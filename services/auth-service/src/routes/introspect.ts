@@ -1,0 +1,80 @@
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { BatonError, ErrorResponseSchema } from '@baton/tokens'
+import { authenticateClient } from '../client-auth.js'
+import { liveAccessToken, looksLikeJwt } from './revoke.js'
+
+const IntrospectionRequestSchema = Type.Object({
+  token: Type.String({ minLength: 1, maxLength: 8192 }),
+  token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
+  client_id: Type.Optional(Type.String({ maxLength: 128 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 512 }))
+})
+
+const IntrospectionResponseSchema = Type.Object({
+  active: Type.Boolean(),
+  token_type: Type.Optional(Type.String({ description: '`Bearer` for access tokens, `refresh_token` for refresh tokens' })),
+  sub: Type.Optional(Type.String()),
+  scope: Type.Optional(Type.String()),
+  client_id: Type.Optional(Type.String()),
+  username: Type.Optional(Type.String()),
+  exp: Type.Optional(Type.Integer()),
+  iat: Type.Optional(Type.Integer()),
+  jti: Type.Optional(Type.String()),
+  sid: Type.Optional(Type.String()),
+  iss: Type.Optional(Type.String()),
+  aud: Type.Optional(Type.String())
+})
+
+export default async function introspectRoutes (app: FastifyInstance): Promise<void> {
+  app.withTypeProvider<TypeBoxTypeProvider>().post('/oauth/introspect', {
+    schema: {
+      description: 'RFC 7662 token introspection, for authenticated confidential clients: `active` is false for expired, revoked, unknown and foreign tokens.',
+      tags: ['oauth'],
+      consumes: ['application/x-www-form-urlencoded', 'application/json'],
+      body: IntrospectionRequestSchema,
+      response: { 200: IntrospectionResponseSchema, '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
+    }
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    const client = authenticateClient(request, request.body, app.clients)
+    // RFC 7662 §2.1: the endpoint must not become an oracle for anyone who asks.
+    if (client.secretHash === undefined) throw new BatonError('BATON_INVALID_CLIENT', 'introspection needs client authentication')
+    const { token } = request.body
+
+    if (!looksLikeJwt(token)) {
+      const session = await app.sessions.introspectRefreshToken(token)
+      if (session === undefined) return { active: false }
+      return {
+        active: true,
+        token_type: 'refresh_token',
+        sub: session.uid,
+        scope: session.scope,
+        client_id: session.clientId,
+        username: session.username,
+        exp: session.exp,
+        iat: session.iat,
+        sid: session.sid,
+        iss: app.config.ISSUER
+      }
+    }
+
+    const claims = await liveAccessToken(app, token, request)
+    if (claims === undefined) return { active: false }
+    return {
+      active: true,
+      token_type: 'Bearer',
+      sub: claims.sub,
+      scope: claims.scope,
+      client_id: claims.client_id,
+      ...(claims.username === undefined ? {} : { username: claims.username }),
+      exp: claims.exp,
+      iat: claims.iat,
+      jti: claims.jti,
+      ...(claims.sid === undefined ? {} : { sid: claims.sid }),
+      iss: claims.iss,
+      aud: claims.aud
+    }
+  })
+}
