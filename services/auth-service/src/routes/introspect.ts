@@ -3,14 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
 import { authenticateClient } from '../client-auth.js'
-import { liveAccessToken, looksLikeJwt } from './revoke.js'
-
-const IntrospectionRequestSchema = Type.Object({
-  token: Type.String({ minLength: 1, maxLength: 8192 }),
-  token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
-  client_id: Type.Optional(Type.String({ maxLength: 128 })),
-  client_secret: Type.Optional(Type.String({ maxLength: 512 }))
-})
+import { TokenParameterSchema, liveAccessToken, looksLikeJwt } from './revoke.js'
 
 const IntrospectionResponseSchema = Type.Object({
   active: Type.Boolean(),
@@ -33,7 +26,7 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
       description: 'RFC 7662 token introspection, for authenticated confidential clients: `active` is false for expired, revoked, unknown and foreign tokens.',
       tags: ['oauth'],
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
-      body: IntrospectionRequestSchema,
+      body: TokenParameterSchema,
       response: { 200: IntrospectionResponseSchema, '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
     }
   }, async (request, reply) => {

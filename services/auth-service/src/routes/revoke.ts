@@ -4,7 +4,8 @@ import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema, isBatonError, type AccessTokenClaims } from '@baton/tokens'
 import { authenticateClient } from '../client-auth.js'
 
-const TokenParameterSchema = Type.Object({
+/** The body of RFC 7009 revocation and RFC 7662 introspection requests. */
+export const TokenParameterSchema = Type.Object({
   token: Type.String({ minLength: 1, maxLength: 8192 }),
   // RFC 7009 §2.1: only a hint; an unknown hint just widens the search.
   token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
