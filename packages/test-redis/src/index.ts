@@ -262,8 +262,9 @@ async function launch (spec: ServerSpec, timeoutMs = 10_000): Promise<ChildProce
       // took the port first.
       const info = await redisCommand(spec.port, ['INFO', 'server'], HOST, 1000).catch(() => null)
       if (infoField(info, 'process_id') === String(child.pid)) return child
-      await exited(child).catch(() => {})
-      throw failure()
+      child.kill('SIGKILL')
+      await exited(child)
+      throw new PortInUse(`port ${spec.port} was taken by another redis-server`)
     }
     await sleep(25)
   }
