@@ -28,6 +28,11 @@ export async function runServer<C extends { HOST: string, PORT: number }> (optio
   }
 
   const app = await options.buildApp(config)
+  // A response finished after shutdown began closes its connection: a
+  // keep-alive client must not hold the process open past the grace period.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
   const closer = closeWithGrace({ delay: options.gracePeriodMs ?? 10_000 }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after an unexpected error')
     else app.log.info({ signal }, 'closing')

@@ -60,6 +60,12 @@ t.test('register, log in, call the API, refresh, replay: end to end', async (t) 
   const dead = await post('/oauth/token', { grant_type: 'refresh_token', refresh_token: next.refresh_token }, true)
   t.equal(dead.status, 400, 'the legitimate successor died with its family')
 
+  // Verification is local: with Redis gone the API still serves valid tokens.
+  const fresh = await (await post('/oauth/token', { grant_type: 'password', username: 'ada', password: 'correct horse battery staple' })).json() as { access_token: string }
+  redis.kill('SIGKILL')
+  t.equal((await fetch(`${api}/me`, { headers: { authorization: `Bearer ${fresh.access_token}` } })).status, 200, 'the resource-service keeps verifying without Redis')
+  t.equal((await post('/oauth/token', { grant_type: 'password', username: 'ada', password: 'correct horse battery staple' })).status, 503, 'while the auth-service says it cannot issue')
+
   const noToken = await fetch(`${api}/me`)
   t.equal(noToken.status, 401)
   t.equal(noToken.headers.get('www-authenticate'), 'Bearer realm="baton"')
