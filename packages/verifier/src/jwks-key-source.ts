@@ -27,6 +27,8 @@ export interface JwksKeySource extends KeySource {
 }
 
 const KID = /^[\x21-\x7E]{1,256}$/
+// Even a key set the issuer says not to cache is fetched for unknown kids at most this often.
+const STALE_REFETCH_FLOOR_MS = 1000
 // Members that only a private or symmetric JWK carries (RFC 7518 §6).
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const
 
@@ -66,6 +68,14 @@ function importJwk (jwk: unknown): ImportedKey {
   }
 }
 
+/** The freshness lifetime the issuer gave a key set (ms); undefined: it said nothing. */
+function maxAgeOf (cacheControl: string | null): number | undefined {
+  if (cacheControl === null) return undefined
+  if (/(?:^|,)\s*no-(?:cache|store)\s*(?:,|$)/i.test(cacheControl)) return 0
+  const match = /(?:^|,)\s*max-age\s*=\s*"?(\d+)"?\s*(?:,|$)/i.exec(cacheControl)
+  return match === null ? undefined : Number(match[1]) * 1000
+}
+
 async function readBounded (response: Response, maxBytes: number): Promise<string> {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN)
   if (declared > maxBytes) {
@@ -92,9 +102,11 @@ async function readBounded (response: Response, maxBytes: number): Promise<strin
 /**
  * Public keys from a JWKS URL (RFC 7517). Only Ed25519 and P-256 signing keys
  * with a kid and no private part are kept. An unknown kid causes a refetch at
- * most once per `minRefetchIntervalMs`, and every request waiting for a key
- * joins the one fetch under way, so a flood of made-up kids costs one request
- * per interval. A failed fetch keeps the keys already loaded.
+ * most once per `minRefetchIntervalMs`, or sooner once the key set is older
+ * than the `Cache-Control: max-age` it came with (at most once a second), and
+ * every request waiting for a key joins the one fetch under way, so a flood
+ * of made-up kids costs one request per interval. A failed fetch keeps the
+ * keys already loaded.
  *
  * @example
  * const keys = createJwksKeySource({ jwksUrl: 'http://127.0.0.1:3001/.well-known/jwks.json' })
@@ -111,10 +123,13 @@ export function createJwksKeySource (options: JwksKeySourceOptions): JwksKeySour
 
   let keys = new Map<string, string>()
   let lastFetchAt = Number.NEGATIVE_INFINITY
+  // When the loaded key set outlives its Cache-Control max-age.
+  let staleAt = Number.POSITIVE_INFINITY
   let inFlight: Promise<void> | undefined
 
   async function fetchKeySet (): Promise<void> {
-    lastFetchAt = now()
+    const startedAt = now()
+    lastFetchAt = startedAt
     const signal = AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)])
     const response = await fetch(options.jwksUrl, {
       signal,
@@ -156,7 +171,17 @@ export function createJwksKeySource (options: JwksKeySourceOptions): JwksKeySour
     // An empty set is more likely a broken publisher than a real "trust nothing".
     if (next.size === 0) throw new Error('key set holds no usable key')
     keys = next
+    const maxAge = maxAgeOf(response.headers.get('cache-control'))
+    staleAt = maxAge === undefined ? Number.POSITIVE_INFINITY : startedAt + maxAge
     log?.info({ kids: [...next.keys()] }, 'verification keys loaded')
+  }
+
+  function refetchAllowed (): boolean {
+    const sinceLast = now() - lastFetchAt
+    if (sinceLast >= minInterval) return true
+    // Past its max-age the key set may lack a key the issuer published since and
+    // now signs with (Baton publishes a key that long before it signs with it).
+    return now() >= staleAt && sinceLast >= STALE_REFETCH_FLOOR_MS
   }
 
   function refresh (): Promise<void> {
@@ -169,7 +194,7 @@ export function createJwksKeySource (options: JwksKeySourceOptions): JwksKeySour
     async getKey (kid) {
       const known = keys.get(kid)
       if (known !== undefined || closing.signal.aborted) return known
-      if (inFlight === undefined && now() - lastFetchAt < minInterval) return undefined
+      if (inFlight === undefined && !refetchAllowed()) return undefined
       try {
         await refresh()
       } catch (error) {

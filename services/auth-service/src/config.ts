@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { envReader, readCommonConfig, ConfigError, type CommonConfig } from '@baton/service-kit'
 import { parseScope } from '@baton/tokens'
 import { parseClients, type ClientConfig } from './clients.js'
-import { parseSigningKey } from './plugins/keyring.js'
+import { parseSuppliedKeys } from './signing-key.js'
 
 export interface Config extends CommonConfig {
   REDIS_URL: string
@@ -13,7 +13,7 @@ export interface Config extends CommonConfig {
   SESSION_MAX_TTL: number
   REFRESH_REUSE_GRACE: number
   DEFAULT_SCOPES: readonly string[]
-  /** PKCS#8 PEM, from SIGNING_KEY or the file SIGNING_KEY_FILE names; undefined: a generated key kept in Redis. */
+  /** PEM text from SIGNING_KEY or the file SIGNING_KEY_FILE names: the first key signs, further ones are only published; undefined: generated keys kept in Redis. */
   SIGNING_KEY: string | undefined
   /** Secret that authenticates refresh tokens; undefined: generated once and kept in Redis. */
   REFRESH_TOKEN_SECRET: string | undefined
@@ -22,6 +22,15 @@ export interface Config extends CommonConfig {
   ARGON2_MEMORY_KIB: number
   ARGON2_ITERATIONS: number
   ARGON2_PARALLELISM: number
+  // Key rotation (seconds)
+  /** Cache-Control max-age of the JWKS. */
+  JWKS_MAX_AGE: number
+  /** How often each instance reads the generated keyring from Redis. */
+  KEYRING_RELOAD_INTERVAL: number
+  /** How long a new key is published before it signs; at least JWKS_MAX_AGE + KEYRING_RELOAD_INTERVAL. */
+  KEY_PUBLISH_AHEAD: number
+  /** How long a generated key signs before the next is added; 0: only `rotate-keys` rotates. */
+  KEY_ROTATION_INTERVAL: number
 }
 
 /**
@@ -49,9 +58,30 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     // OWASP's argon2id floor is m=19 MiB, t=2, p=1: configuration may go up, never below.
     ARGON2_MEMORY_KIB: read.int('ARGON2_MEMORY_KIB', 19_456, 19_456, 4_194_304),
     ARGON2_ITERATIONS: read.int('ARGON2_ITERATIONS', 2, 2, 100),
-    ARGON2_PARALLELISM: read.int('ARGON2_PARALLELISM', 1, 1, 16)
+    ARGON2_PARALLELISM: read.int('ARGON2_PARALLELISM', 1, 1, 16),
+    ...readKeyRotation(read)
   }
   return Object.freeze(config)
+}
+
+type KeyRotationConfig = Pick<Config, 'JWKS_MAX_AGE' | 'KEYRING_RELOAD_INTERVAL' | 'KEY_PUBLISH_AHEAD' | 'KEY_ROTATION_INTERVAL'>
+
+function readKeyRotation (read: ReturnType<typeof envReader>): KeyRotationConfig {
+  const maxAge = read.duration('JWKS_MAX_AGE', '5m', 0, 86_400)
+  const reload = read.duration('KEYRING_RELOAD_INTERVAL', '5s', 1, 300)
+  // A verifier may hold a key set for max-age, and another instance may serve one
+  // up to a reload old; twice max-age leaves room for a shared HTTP cache in front.
+  const floor = maxAge + reload
+  const publishAhead = read.duration('KEY_PUBLISH_AHEAD', String(2 * maxAge + reload), 1, 30 * 86_400)
+  if (publishAhead < floor) {
+    throw new ConfigError('KEY_PUBLISH_AHEAD', `must be at least JWKS_MAX_AGE + KEYRING_RELOAD_INTERVAL (${floor}s), or verifiers would meet a key before their cached key set holds it`)
+  }
+  return {
+    JWKS_MAX_AGE: maxAge,
+    KEYRING_RELOAD_INTERVAL: reload,
+    KEY_PUBLISH_AHEAD: publishAhead,
+    KEY_ROTATION_INTERVAL: read.duration('KEY_ROTATION_INTERVAL', '30d', 0)
+  }
 }
 
 function readScopes (value: string): readonly string[] {
@@ -77,9 +107,9 @@ function readSigningKey (inline: string | undefined, file: string | undefined): 
   }
   if (pem !== undefined) {
     try {
-      parseSigningKey(pem)
-    } catch {
-      throw new ConfigError(file === undefined ? 'SIGNING_KEY' : 'SIGNING_KEY_FILE', 'must hold an Ed25519 or P-256 private key in PKCS#8 PEM')
+      parseSuppliedKeys(pem)
+    } catch (error) {
+      throw new ConfigError(file === undefined ? 'SIGNING_KEY' : 'SIGNING_KEY_FILE', (error as Error).message)
     }
   }
   return pem

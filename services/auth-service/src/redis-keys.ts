@@ -8,7 +8,8 @@
  *   <p>user:{<uid>}:session:<sid>     hash  one session (refresh-token family); TTL = min(idle, absolute)
  *   <p>user:{<sub>}:revoked-token:<jti> string a revoked access token; TTL = until the token expires
  *   <p>username:<normalized name>     string the user id, for case-insensitive login and uniqueness
- *   <p>signing-keys                   string JSON keyring of generated signing keys
+ *   <p>signing-keys                   string JSON array of generated signing keys {kid, alg, pem, created_at, activate_at};
+ *                                           no TTL, bounded: retired keys are deleted, at most MAX_SIGNING_KEYS (key-rotation.ts)
  *   <p>refresh-token-secret           string secret that authenticates refresh tokens
  */
 export interface RedisKeys {

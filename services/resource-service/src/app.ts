@@ -1,10 +1,11 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin } from '@baton/service-kit'
+import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { createJwksKeySource, verifierPlugin, type KeySource } from '@baton/verifier'
 import type { Config } from './config.js'
 import { jwksLoaderPlugin } from './plugins/jwks-loader.js'
 import meRoutes from './routes/me.js'
 import reportRoutes from './routes/reports.js'
+import { resourceOpenApiOptions } from './plugins/openapi.js'
 
 export type { Config } from './config.js'
 export { loadConfig } from './config.js'
@@ -16,7 +17,7 @@ export interface Deps {
   now?: () => number
 }
 
-// The auth-service lets verifiers cache its key set this long (JWKS_MAX_AGE_SECONDS there).
+// The auth-service lets verifiers cache its key set this long (JWKS_MAX_AGE there, 5 minutes by default).
 const JWKS_REFRESH_INTERVAL_MS = 300_000
 
 /** Builds the resource-service; `server.ts` listens, tests inject. */
@@ -32,6 +33,8 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   })
 
   await app.register(errorHandlerPlugin, { realm: 'baton' })
+  // First: the document only sees routes registered after it.
+  await app.register(openApiPlugin, resourceOpenApiOptions())
   await app.register(healthPlugin)
   await app.register(metricsPlugin, { prefix: 'baton_resource_' })
 

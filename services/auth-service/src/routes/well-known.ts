@@ -12,9 +12,6 @@ const JwkSchema = Type.Object({
   use: Type.Literal('sig')
 })
 
-/** How long verifiers may cache the key set; a new key is published at least this long before it signs. */
-export const JWKS_MAX_AGE_SECONDS = 300
-
 export default async function wellKnownRoutes (app: FastifyInstance): Promise<void> {
   app.withTypeProvider<TypeBoxTypeProvider>().get('/.well-known/jwks.json', {
     schema: {
@@ -25,7 +22,8 @@ export default async function wellKnownRoutes (app: FastifyInstance): Promise<vo
     },
     logLevel: 'warn'
   }, async (_request, reply) => {
-    reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}`)
+    // JWKS_MAX_AGE: verifiers may cache this long; a new key is published KEY_PUBLISH_AHEAD (longer) before it signs.
+    reply.header('cache-control', `public, max-age=${app.config.JWKS_MAX_AGE}`)
     return { keys: app.keyring.all().map((key) => key.publicJwk) }
   })
 }
