@@ -14,7 +14,7 @@ declare module 'fastify' {
 
 const ProbeSchema = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
-  checks: Type.Optional(Type.Record(Type.String(), Type.String()))
+  checks: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Each readiness check: `ok` or why it failed' }))
 })
 
 /** `/healthz` answers while the process runs; `/readyz` only while every registered check passes. */
@@ -23,9 +23,19 @@ export const healthPlugin = fp(async function health (app: FastifyInstance, opts
   const timeoutMs = opts.checkTimeoutMs ?? 1000
   app.decorate('addReadinessCheck', (name: string, check: ReadinessCheck) => { checks.set(name, check) })
 
-  app.get('/healthz', { schema: { response: { 200: ProbeSchema } }, logLevel: 'warn' }, async () => ({ status: 'ok' as const }))
+  app.get('/healthz', {
+    schema: { description: 'Liveness: 200 while the process runs', tags: ['operations'], response: { 200: ProbeSchema } },
+    logLevel: 'warn'
+  }, async () => ({ status: 'ok' as const }))
 
-  app.get('/readyz', { schema: { response: { 200: ProbeSchema, 503: ProbeSchema } }, logLevel: 'warn' }, async (_request, reply) => {
+  app.get('/readyz', {
+    schema: {
+      description: 'Readiness: 200 while every dependency check passes, else 503 naming the failing ones',
+      tags: ['operations'],
+      response: { 200: ProbeSchema, 503: ProbeSchema }
+    },
+    logLevel: 'warn'
+  }, async (_request, reply) => {
     const results: Record<string, string> = {}
     let ready = true
     await Promise.all([...checks].map(async ([name, check]) => {

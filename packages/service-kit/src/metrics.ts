@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { Type } from 'typebox'
 import { Registry, Counter, Histogram, collectDefaultMetrics } from 'prom-client'
 
 declare module 'fastify' {
@@ -33,7 +34,15 @@ export const metricsPlugin = fp(async function metrics (app: FastifyInstance, op
     requests.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
   })
 
-  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
+  app.get('/metrics', {
+    schema: {
+      description: 'Prometheus metrics in the text exposition format',
+      tags: ['operations'],
+      produces: [registry.contentType],
+      response: { 200: Type.String() }
+    },
+    logLevel: 'warn'
+  }, async (_request, reply) => {
     reply.header('content-type', registry.contentType)
     return registry.metrics()
   })

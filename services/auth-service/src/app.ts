@@ -1,12 +1,13 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formBody from '@fastify/formbody'
 import type { Redis } from 'ioredis'
-import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin } from '@baton/service-kit'
+import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { verifierPlugin, createStaticKeySource } from '@baton/verifier'
 import type { Config } from './config.js'
 import { redisKeys } from './redis-keys.js'
 import { redisPlugin } from './plugins/redis.js'
 import { keyringPlugin } from './plugins/keyring.js'
+import { rotationPolicy } from './key-rotation.js'
 import { accountsPlugin } from './plugins/accounts.js'
 import type { UserStore } from './user-store.js'
 import tokenRoutes from './routes/token.js'
@@ -15,6 +16,8 @@ import sessionRoutes from './routes/sessions.js'
 import wellKnownRoutes from './routes/well-known.js'
 import revokeRoutes from './routes/revoke.js'
 import introspectRoutes from './routes/introspect.js'
+import metadataRoutes from './routes/metadata.js'
+import { authOpenApiOptions } from './plugins/openapi.js'
 
 export interface Deps {
   /** A Redis client the caller owns and closes (tests, embedding). */
@@ -45,6 +48,8 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   // Only JSON and form bodies mean anything here; anything else is a 415.
   app.removeContentTypeParser('text/plain')
   await app.register(errorHandlerPlugin, { realm: 'baton' })
+  // First: the document only sees routes registered after it.
+  await app.register(openApiPlugin, authOpenApiOptions(config))
   await app.register(healthPlugin)
   await app.register(metricsPlugin, { prefix: 'baton_auth_' })
   await app.register(formBody, { bodyLimit: config.BODY_LIMIT })
@@ -55,7 +60,8 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     refreshTokenSecret: config.REFRESH_TOKEN_SECRET,
     signingKeysKey: keys.signingKeys,
     refreshTokenSecretKey: keys.refreshTokenSecret,
-    now
+    now,
+    rotation: rotationPolicy(config)
   })
   await app.register(accountsPlugin, { config, keys, now, users: deps.users })
   await app.register(verifierPlugin, {
@@ -70,6 +76,7 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   })
 
   await app.register(wellKnownRoutes)
+  await app.register(metadataRoutes)
   await app.register(tokenRoutes)
   await app.register(revokeRoutes)
   await app.register(introspectRoutes)

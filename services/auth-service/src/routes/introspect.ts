@@ -25,6 +25,8 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
     schema: {
       description: 'RFC 7662 token introspection, for authenticated confidential clients: `active` is false for expired, revoked, unknown and foreign tokens.',
       tags: ['oauth'],
+      // client_secret_post, with the credentials in the body, is accepted as well.
+      security: [{ clientBasic: [] }],
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenParameterSchema,
       response: { 200: IntrospectionResponseSchema, '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }

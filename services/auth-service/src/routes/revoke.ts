@@ -34,6 +34,7 @@ export default async function revokeRoutes (app: FastifyInstance): Promise<void>
     schema: {
       description: 'RFC 7009 token revocation: a refresh token ends its whole session; an access token is refused from now on wherever revocation is checked. Unknown tokens get 200 too.',
       tags: ['oauth'],
+      security: [{}, { clientBasic: [] }],
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenParameterSchema,
       response: { 200: Type.Object({}), '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }

@@ -6,16 +6,16 @@ import { authenticateClient } from '../client-auth.js'
 import type { ClientConfig, GrantType } from '../clients.js'
 import type { RequestContext, SessionTokens } from '../session-store.js'
 
-const field = (maxLength: number) => Type.Optional(Type.String({ maxLength }))
+const field = (maxLength: number, description: string) => Type.Optional(Type.String({ maxLength, description }))
 
 const TokenRequestSchema = Type.Object({
-  grant_type: Type.String({ maxLength: 64 }),
-  username: field(256),
-  password: field(1024),
-  refresh_token: field(512),
-  scope: field(2048),
-  client_id: field(128),
-  client_secret: field(512)
+  grant_type: Type.String({ maxLength: 64, description: '`password`, `refresh_token` or `client_credentials`' }),
+  username: field(256, 'password grant'),
+  password: field(1024, 'password grant'),
+  refresh_token: field(512, 'refresh_token grant: the latest refresh token; it is spent by this request'),
+  scope: field(2048, 'Space-delimited; may only narrow what the user, client or session is allowed'),
+  client_id: field(128, 'A public client\'s id, or a confidential client\'s with client_secret_post; default: the built-in client `baton`'),
+  client_secret: field(512, 'client_secret_post')
 })
 type TokenRequest = Static<typeof TokenRequestSchema>
 
@@ -105,8 +105,10 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
 
   server.post('/oauth/token', {
     schema: {
-      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants',
+      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants. Answers carry `Cache-Control: no-store`.',
       tags: ['oauth'],
+      // Anonymous means a public client (client_id in the body, or none: `baton`) or client_secret_post.
+      security: [{}, { clientBasic: [] }],
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenRequestSchema,
       response: { 200: TokenResponseSchema, '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
