@@ -41,6 +41,8 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     bodyLimit: config.BODY_LIMIT,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // request.ip is what rate limits count: X-Forwarded-For is believed only from the configured proxies.
+    trustProxy: config.TRUST_PROXY.length > 0 ? [...config.TRUST_PROXY] : false,
     // Strict types: `{"password": 12345678}` is a 400, not a string.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } }
   })

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import ipaddr from 'ipaddr.js'
 import { envReader, readCommonConfig, ConfigError, type CommonConfig } from '@baton/service-kit'
 import { parseScope } from '@baton/tokens'
 import { parseClients, type ClientConfig } from './clients.js'
@@ -31,6 +32,17 @@ export interface Config extends CommonConfig {
   KEY_PUBLISH_AHEAD: number
   /** How long a generated key signs before the next is added; 0: only `rotate-keys` rotates. */
   KEY_ROTATION_INTERVAL: number
+  // Brute-force limits
+  /** Failed logins of one username per RATE_LIMIT_FAILURE_WINDOW before the account is locked for the rest of it. */
+  RATE_LIMIT_ACCOUNT_FAILURES: number
+  /** Failed attempts of one client IP (IPv6: /64) per window before the IP is locked out. */
+  RATE_LIMIT_IP_FAILURES: number
+  /** Seconds a failure counts, and the longest a lock lasts. */
+  RATE_LIMIT_FAILURE_WINDOW: number
+  /** Password-grant and registration attempts of one client IP per minute; at least 100. */
+  RATE_LIMIT_IP_ATTEMPTS: number
+  /** Proxies whose X-Forwarded-For is believed (addresses, CIDR blocks, or loopback / linklocal / uniquelocal); empty: none. */
+  TRUST_PROXY: readonly string[]
 }
 
 /**
@@ -59,7 +71,13 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     ARGON2_MEMORY_KIB: read.int('ARGON2_MEMORY_KIB', 19_456, 19_456, 4_194_304),
     ARGON2_ITERATIONS: read.int('ARGON2_ITERATIONS', 2, 2, 100),
     ARGON2_PARALLELISM: read.int('ARGON2_PARALLELISM', 1, 1, 16),
-    ...readKeyRotation(read)
+    ...readKeyRotation(read),
+    RATE_LIMIT_ACCOUNT_FAILURES: read.int('RATE_LIMIT_ACCOUNT_FAILURES', 10, 1, 1_000_000_000),
+    RATE_LIMIT_IP_FAILURES: read.int('RATE_LIMIT_IP_FAILURES', 100, 1, 1_000_000_000),
+    RATE_LIMIT_FAILURE_WINDOW: read.duration('RATE_LIMIT_FAILURE_WINDOW', '15m', 1, 86_400),
+    // The contract: limiting all of an IP's attempts never goes below 100 a minute (a NAT can hide a whole office).
+    RATE_LIMIT_IP_ATTEMPTS: read.int('RATE_LIMIT_IP_ATTEMPTS', 600, 100, 1_000_000_000),
+    TRUST_PROXY: readTrustedProxies(read.string('TRUST_PROXY', ''))
   }
   return Object.freeze(config)
 }
@@ -82,6 +100,18 @@ function readKeyRotation (read: ReturnType<typeof envReader>): KeyRotationConfig
     KEY_PUBLISH_AHEAD: publishAhead,
     KEY_ROTATION_INTERVAL: read.duration('KEY_ROTATION_INTERVAL', '30d', 0)
   }
+}
+
+const PROXY_SUBNET_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+function readTrustedProxies (value: string): readonly string[] {
+  const entries = value.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  for (const entry of entries) {
+    if (!PROXY_SUBNET_NAMES.has(entry) && !ipaddr.isValid(entry) && !ipaddr.isValidCIDR(entry)) {
+      throw new ConfigError('TRUST_PROXY', `"${entry.slice(0, 64)}" is not an IP address, a CIDR block, or loopback / linklocal / uniquelocal`)
+    }
+  }
+  return Object.freeze(entries)
 }
 
 function readScopes (value: string): readonly string[] {

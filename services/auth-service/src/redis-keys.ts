@@ -11,6 +11,10 @@
  *   <p>signing-keys                   string JSON array of generated signing keys {kid, alg, pem, created_at, activate_at};
  *                                           no TTL, bounded: retired keys are deleted, at most MAX_SIGNING_KEYS (key-rotation.ts)
  *   <p>refresh-token-secret           string secret that authenticates refresh tokens
+ *   <p>rate:{ip:<bucket>}:attempts    string password-grant and registration attempts of one client IP (or IPv6 /64); TTL = 1 minute
+ *   <p>rate:{ip:<bucket>}:failures    string failed attempts of that IP; TTL = RATE_LIMIT_FAILURE_WINDOW
+ *   <p>rate:{account:<hash>}:failures string failed logins of one username (SHA-256 of its normalized form,
+ *                                           whether or not the account exists); TTL = RATE_LIMIT_FAILURE_WINDOW
  */
 export interface RedisKeys {
   user: (uid: string) => string
@@ -23,6 +27,10 @@ export interface RedisKeys {
   username: (normalized: string) => string
   signingKeys: string
   refreshTokenSecret: string
+  /** Both counters of one client IP bucket share a hash tag: one script checks and counts them. */
+  ipAttempts: (bucket: string) => string
+  ipFailures: (bucket: string) => string
+  accountFailures: (usernameHash: string) => string
 }
 
 export function redisKeys (prefix: string): RedisKeys {
@@ -34,6 +42,9 @@ export function redisKeys (prefix: string): RedisKeys {
     revokedToken: (sub, jti) => `${prefix}user:{${sub}}:revoked-token:${jti}`,
     username: (normalized) => `${prefix}username:${normalized}`,
     signingKeys: `${prefix}signing-keys`,
-    refreshTokenSecret: `${prefix}refresh-token-secret`
+    refreshTokenSecret: `${prefix}refresh-token-secret`,
+    ipAttempts: (bucket) => `${prefix}rate:{ip:${bucket}}:attempts`,
+    ipFailures: (bucket) => `${prefix}rate:{ip:${bucket}}:failures`,
+    accountFailures: (usernameHash) => `${prefix}rate:{account:${usernameHash}}:failures`
   }
 }

@@ -132,11 +132,12 @@ export class SessionStore {
    * RFC 7009 for refresh tokens: ends the token's whole session if the token
    * is genuine and belongs to `clientId`. Unknown or forged tokens are a no-op.
    */
-  async revokeByRefreshToken (refreshToken: string, clientId: string): Promise<'revoked' | 'not_found' | 'other_client'> {
+  async revokeByRefreshToken (refreshToken: string, clientId: string): Promise<{ outcome: 'revoked' | 'not_found' | 'other_client', uid?: string, sid?: string }> {
     const parsed = this.#codec().parse(refreshToken)
-    if (parsed === undefined) return 'not_found'
+    if (parsed === undefined) return { outcome: 'not_found' }
     const result = await storage(this.#redis.batonRevokeSession(this.#keys.session(parsed.uid, parsed.sid), this.#keys.sessionIndex(parsed.uid), parsed.sid, clientId))
-    return result === 1 ? 'revoked' : result === -1 ? 'other_client' : 'not_found'
+    const outcome = result === 1 ? 'revoked' : result === -1 ? 'other_client' : 'not_found'
+    return { outcome, uid: parsed.uid, sid: parsed.sid }
   }
 
   /** Puts one access token on the revocation list until it would have expired anyway. */

@@ -8,6 +8,7 @@ import { RefreshTokenCodec } from '../refresh-token.js'
 import { createPasswordHasher, type PasswordHasher } from '../password-hasher.js'
 import { createAccessTokenIssuer, type AccessTokenIssuer } from '../access-tokens.js'
 import { parseClients, type ClientConfig } from '../clients.js'
+import { RateLimiter } from '../rate-limits.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,6 +19,7 @@ declare module 'fastify' {
     passwords: PasswordHasher
     accessTokens: AccessTokenIssuer
     clients: ReadonlyMap<string, ClientConfig>
+    limits: RateLimiter
   }
 }
 
@@ -62,6 +64,12 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
     audience: config.AUDIENCE,
     ttlSeconds: config.ACCESS_TOKEN_TTL,
     now
+  }))
+  app.decorate('limits', new RateLimiter(app.redis, keys, {
+    accountFailures: config.RATE_LIMIT_ACCOUNT_FAILURES,
+    ipFailures: config.RATE_LIMIT_IP_FAILURES,
+    failureWindowMs: config.RATE_LIMIT_FAILURE_WINDOW * 1000,
+    ipAttemptsPerMinute: config.RATE_LIMIT_IP_ATTEMPTS
   }))
   app.decorate('clients', new Map((config.CLIENTS.length > 0 ? config.CLIENTS : parseClients([])).map((client) => [client.client_id, client])))
 }, { name: 'baton-accounts', fastify: '5.x', dependencies: ['baton-redis', 'baton-keyring'] })

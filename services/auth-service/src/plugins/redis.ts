@@ -11,7 +11,9 @@ const SCRIPTS = {
   batonRevokeUserSessions: { file: 'revoke-user-sessions.lua', keys: 1 },
   batonListSessions: { file: 'list-sessions.lua', keys: 1 },
   batonChangePassword: { file: 'change-password.lua', keys: 1 },
-  batonTokenStatus: { file: 'token-status.lua', keys: 2 }
+  batonTokenStatus: { file: 'token-status.lua', keys: 2 },
+  // Any number of keys: the caller passes the count first.
+  batonRateLimit: { file: 'rate-limit.lua', keys: undefined }
 } as const
 
 type Arg = string | number
@@ -25,6 +27,7 @@ declare module 'ioredis' {
     batonListSessions: (index: string, sessionPrefix: string, now: Arg) => Result<string[][], Context>
     batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg) => Result<number, Context>
     batonTokenStatus: (session: string, revokedToken: string, now: Arg, hasSession: '0' | '1') => Result<number, Context>
+    batonRateLimit: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[number, number], Context>
   }
 }
 

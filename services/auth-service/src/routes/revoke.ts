@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema, isBatonError, type AccessTokenClaims } from '@baton/tokens'
 import { authenticateClient } from '../client-auth.js'
+import { audit } from '../audit.js'
 
 /** The body of RFC 7009 revocation and RFC 7662 introspection requests. */
 export const TokenParameterSchema = Type.Object({
@@ -45,9 +46,9 @@ export default async function revokeRoutes (app: FastifyInstance): Promise<void>
     const { token } = request.body
 
     if (!looksLikeJwt(token)) {
-      const result = await app.sessions.revokeByRefreshToken(token, client.client_id)
-      if (result === 'other_client') throw new BatonError('BATON_UNAUTHORIZED_CLIENT', 'the token was issued to another client')
-      if (result === 'revoked') request.log.info({ event: 'session.revoked', by: 'revocation', client_id: client.client_id }, 'session revoked')
+      const { outcome, uid, sid } = await app.sessions.revokeByRefreshToken(token, client.client_id)
+      if (outcome === 'other_client') throw new BatonError('BATON_UNAUTHORIZED_CLIENT', 'the token was issued to another client')
+      if (outcome === 'revoked') audit(request, 'session.revoked', { user: uid, sid, client_id: client.client_id, reason: 'revocation_endpoint' })
       return {}
     }
 
@@ -55,7 +56,7 @@ export default async function revokeRoutes (app: FastifyInstance): Promise<void>
     if (claims === undefined) return {}
     if (claims.client_id !== client.client_id) throw new BatonError('BATON_UNAUTHORIZED_CLIENT', 'the token was issued to another client')
     await app.sessions.revokeAccessToken(claims.sub, claims.jti, claims.exp, app.config.CLOCK_SKEW)
-    request.log.info({ event: 'access_token.revoked', jti: claims.jti, sid: claims.sid, user: claims.sub, client_id: client.client_id }, 'access token revoked')
+    audit(request, 'access_token.revoked', { user: claims.sub, sid: claims.sid, client_id: client.client_id, jti: claims.jti })
     return {}
   })
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
+import { audit } from '../audit.js'
 
 const SessionSchema = Type.Object({
   id: Type.String({ description: 'The `sid` of this session\'s access tokens' }),
@@ -50,7 +51,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
     if (!await app.sessions.revoke(request.auth.sub, request.params.id)) {
       throw new BatonError('BATON_NOT_FOUND', 'no such session')
     }
-    request.log.info({ event: 'session.revoked', sid: request.params.id, user: request.auth.sub, by: 'user' }, 'session revoked')
+    audit(request, 'session.revoked', { user: request.auth.sub, sid: request.params.id, client_id: request.auth.client_id, reason: 'logout' })
     return await reply.code(204).send(null)
   })
 
@@ -63,7 +64,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
     }
   }, async (request, reply) => {
     const ended = await app.sessions.revokeAll(request.auth.sub)
-    request.log.info({ event: 'session.revoked_all', user: request.auth.sub, sessions_ended: ended.length }, 'all sessions revoked')
+    for (const sid of ended) audit(request, 'session.revoked', { user: request.auth.sub, sid, client_id: request.auth.client_id, reason: 'logout_everywhere' })
     return await reply.code(204).send(null)
   })
 }

@@ -5,6 +5,7 @@ import { BatonError, ErrorResponseSchema, TokenResponseSchema, formatScope, isSu
 import { authenticateClient } from '../client-auth.js'
 import type { ClientConfig, GrantType } from '../clients.js'
 import type { RequestContext, SessionTokens } from '../session-store.js'
+import { admitted, audit } from '../audit.js'
 
 const field = (maxLength: number, description: string) => Type.Optional(Type.String({ maxLength, description }))
 
@@ -53,18 +54,20 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     }
     // Parse the scope before hashing: a malformed request should not cost a hash.
     if (body.scope !== undefined && parseScope(body.scope) === undefined) throw new BatonError('BATON_INVALID_SCOPE', 'scope is malformed')
+    const attempt = await admitted(request, 'login.locked', app.limits.admitLogin(request.ip, body.username), { client_id: client.client_id })
     const user = await app.users.findByUsername(body.username)
     const valid = user === undefined
       ? await app.passwords.verifyDummy(body.password)
       : await app.passwords.verify(user.passwordHash, body.password)
     if (user === undefined || !valid) {
-      request.log.info({ event: 'login.failed', client_id: client.client_id }, 'login failed')
+      audit(request, 'login.failed', { user: user?.id, client_id: client.client_id, reason: user === undefined ? 'unknown_user' : 'wrong_password' })
       throw new BatonError('BATON_INVALID_GRANT', INVALID_CREDENTIALS)
     }
+    await attempt.succeeded()
     const allowed = client.scope === undefined ? user.scopes : user.scopes.filter((scope) => client.scope!.includes(scope))
     const scope = formatScope(grantScope(body.scope, allowed))
     const session = await app.sessions.create({ uid: user.id, username: user.username, scope }, requestContext(request, client))
-    request.log.info({ event: 'session.created', sid: session.sid, user: user.id, client_id: client.client_id, evicted: session.evicted.length }, 'session created')
+    audit(request, 'login.succeeded', { user: user.id, sid: session.sid, client_id: client.client_id, sessions_evicted: session.evicted.length })
     return tokenResponse(session, client, scope)
   }
 
@@ -81,12 +84,11 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     switch (result.outcome) {
       case 'rotated':
       case 'replayed':
-        if (result.outcome === 'replayed') {
-          request.log.info({ event: 'refresh.race_absorbed', sid: result.sid, user: result.uid, client_id: client.client_id, ip: context.ip }, 'retry inside the grace window')
-        }
+        if (result.outcome === 'replayed') audit(request, 'refresh.race_absorbed', { user: result.uid, sid: result.sid, client_id: client.client_id })
         return tokenResponse(result, client, requested === '' ? result.scope : requested)
       case 'reused':
-        request.log.warn({ event: 'refresh.reuse_detected', sid: result.sid, user: result.uid, client_id: client.client_id, ip: context.ip, user_agent: context.userAgent }, 'refresh token reuse: session revoked')
+        audit(request, 'refresh.reuse_detected', { user: result.uid, sid: result.sid, client_id: client.client_id })
+        audit(request, 'session.revoked', { user: result.uid, sid: result.sid, client_id: client.client_id, reason: 'refresh_token_reuse' })
         throw new BatonError('BATON_INVALID_GRANT', 'refresh token was already used; the session is revoked')
       case 'invalid_scope':
         throw new BatonError('BATON_INVALID_SCOPE', 'scope exceeds the session\'s scope')

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { BatonError, ErrorResponseSchema } from '@baton/tokens'
+import { BatonError, ErrorResponseSchema, isBatonError } from '@baton/tokens'
+import { admitted, audit } from '../audit.js'
 import { normalizeUsername } from '../user-store.js'
 import { requireUserSession } from './sessions.js'
 
@@ -48,13 +49,21 @@ export default async function userRoutes (app: FastifyInstance): Promise<void> {
     }
   }, async (request, reply) => {
     const { username, password } = request.body
+    await admitted(request, 'registration.limited', app.limits.admitRegistration(request.ip))
     if (username.normalize('NFKC') !== username) {
       throw new BatonError('BATON_INVALID_REQUEST', 'username must be in Unicode normal form NFKC')
     }
     checkPasswordStrength(username, password)
     const passwordHash = await app.passwords.hash(password)
-    const user = await app.users.create({ username, passwordHash, scopes: app.config.DEFAULT_SCOPES })
-    request.log.info({ event: 'user.registered', user: user.id }, 'user registered')
+    let user
+    try {
+      user = await app.users.create({ username, passwordHash, scopes: app.config.DEFAULT_SCOPES })
+    } catch (error) {
+      // Registration answers whether a name is taken: trying many names is probing, and spends the IP's failures.
+      if (isBatonError(error) && error.code === 'BATON_USERNAME_TAKEN') await app.limits.registrationFailed(request.ip)
+      throw error
+    }
+    audit(request, 'user.registered', { user: user.id })
     return await reply.code(201).send({ id: user.id, username: user.username })
   })
 
@@ -73,16 +82,21 @@ export default async function userRoutes (app: FastifyInstance): Promise<void> {
     const { current_password: currentPassword, new_password: newPassword, keep_current_session: keep = false } = request.body
     const user = await app.users.findById(sub)
     if (user === undefined) throw new BatonError('BATON_INVALID_TOKEN', 'the user no longer exists')
+    // A stolen access token must not become a way to guess the password: the login limits apply.
+    const attempt = await admitted(request, 'login.locked', app.limits.admitLogin(request.ip, user.username), { user: user.id, client_id: request.auth.client_id })
     if (!await app.passwords.verify(user.passwordHash, currentPassword)) {
+      audit(request, 'password.change_failed', { user: user.id, sid, client_id: request.auth.client_id, reason: 'wrong_password' })
       throw new BatonError('BATON_INVALID_GRANT', 'current password is not correct')
     }
+    await attempt.succeeded()
     checkPasswordStrength(user.username, newPassword)
     const nextHash = await app.passwords.hash(newPassword)
     if (!await app.users.replacePasswordHash(user.id, user.passwordHash, nextHash, app.clock())) {
       throw new BatonError('BATON_INVALID_GRANT', 'the password was changed concurrently; try again')
     }
     const ended = await app.sessions.revokeAll(user.id, keep && sid !== undefined ? sid : '')
-    request.log.info({ event: 'password.changed', user: user.id, sessions_ended: ended.length }, 'password changed')
+    audit(request, 'password.changed', { user: user.id, sid, client_id: request.auth.client_id, sessions_ended: ended.length })
+    for (const endedSid of ended) audit(request, 'session.revoked', { user: user.id, sid: endedSid, client_id: request.auth.client_id, reason: 'password_change' })
     return await reply.code(204).send(null)
   })
 }

@@ -1,0 +1,57 @@
+import type { FastifyRequest } from 'fastify'
+import { RateLimitedError } from './rate-limits.js'
+
+/**
+ * Security events a SIEM can alert on, each a log line with `event` set to
+ * one of these names. They carry who and where, never a token, a password
+ * or a secret.
+ */
+export type AuditEvent =
+  | 'user.registered'
+  | 'registration.limited'
+  | 'login.succeeded'
+  | 'login.failed'
+  | 'login.locked'
+  | 'refresh.race_absorbed'
+  | 'refresh.reuse_detected'
+  | 'session.revoked'
+  | 'access_token.revoked'
+  | 'password.changed'
+  | 'password.change_failed'
+
+export interface AuditFields {
+  /** User id. */
+  user?: string
+  sid?: string
+  client_id?: string
+  /** Why: the failed check, the limit that refused, who ended a session ... */
+  reason?: string
+  [field: string]: string | number | boolean | undefined
+}
+
+// Events that mean an attack (or a leak) is under way are warnings; the rest is information.
+const WARNINGS = new Set<AuditEvent>(['refresh.reuse_detected', 'login.locked', 'registration.limited'])
+
+/** Logs one audit event for `request`, with its client IP and user agent. */
+export function audit (request: FastifyRequest, event: AuditEvent, fields: AuditFields = {}): void {
+  const userAgent = request.headers['user-agent']
+  const line = {
+    event,
+    ...fields,
+    ip: request.ip,
+    // Bounded: the header is the client's to fill.
+    user_agent: typeof userAgent === 'string' ? userAgent.slice(0, 256) : undefined
+  }
+  if (WARNINGS.has(event)) request.log.warn(line, event)
+  else request.log.info(line, event)
+}
+
+/** Awaits a rate-limit admission; a refusal is audited as `event`, with the limit that refused as its reason. */
+export async function admitted<T> (request: FastifyRequest, event: 'login.locked' | 'registration.limited', admission: Promise<T>, fields: AuditFields = {}): Promise<T> {
+  try {
+    return await admission
+  } catch (error) {
+    if (error instanceof RateLimitedError) audit(request, event, { ...fields, reason: error.limit, retry_after_ms: error.retryAfterMs })
+    throw error
+  }
+}
