@@ -107,7 +107,7 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
 
   server.post('/oauth/token', {
     schema: {
-      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants. Answers carry `Cache-Control: no-store`.',
+      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants. Answers carry `Cache-Control: no-store`. The password grant is rate limited per account and per client IP: `429 slow_down` with `Retry-After` (seconds), whatever the password.',
       tags: ['oauth'],
       // Anonymous means a public client (client_id in the body, or none: `baton`) or client_secret_post.
       security: [{}, { clientBasic: [] }],

@@ -38,7 +38,7 @@ export default async function userRoutes (app: FastifyInstance): Promise<void> {
 
   server.post('/users', {
     schema: {
-      description: 'Register a user',
+      description: 'Register a user. Rate limited per client IP (`429` with `Retry-After`); a taken name counts as a failed attempt.',
       tags: ['users'],
       body: RegisterSchema,
       response: {
