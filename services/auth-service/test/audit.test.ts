@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { setup, register, bearer, type Tokens } from './helper.js'
+import { setup, register, bearer, dumpStrings, type Tokens } from './helper.js'
 
 const CLIENT_SECRET = 'confidential-client-secret-0123456789abcdef'
 const CLIENTS = JSON.stringify([
@@ -101,4 +101,22 @@ t.test('every security event of a full flow is logged with who and where, and no
     service.json<{ access_token: string }>().access_token
   ]
   for (const secret of secrets) t.notOk(text.includes(secret), `the log holds no ${secret.slice(0, 10)}…`)
+})
+
+t.test('at rest: Redis and the loaded configuration hold hashes, never a password, token or client secret', async (t) => {
+  const { app, redis, prefix } = await setup(t, { CLIENTS })
+  const password = 'stored only as argon2id 7'
+  await register(app, 'atrest', password)
+  const tokens = (await token(app, 'web', { grant_type: 'password', username: 'atrest', password })).json<Tokens>()
+  const rotated = (await token(app, 'web', { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).json<Tokens>()
+  const basic = Buffer.from(`reporting:${CLIENT_SECRET}`).toString('base64')
+  t.equal((await app.inject({ method: 'POST', url: '/oauth/token', headers: { authorization: `Basic ${basic}` }, payload: { grant_type: 'client_credentials' } })).statusCode, 200)
+
+  const stored = await dumpStrings(redis, prefix)
+  t.match(stored, /\$argon2id\$v=19\$m=19456,t=2,p=1\$/, 'the password is an argon2id hash')
+  for (const secret of [password, CLIENT_SECRET, tokens.refresh_token, rotated.refresh_token, tokens.access_token, rotated.access_token]) {
+    t.notOk(stored.includes(secret), `Redis holds no ${secret.slice(0, 10)}…`)
+  }
+  const loaded = JSON.stringify(app.config.CLIENTS) + JSON.stringify([...app.clients.values()])
+  t.notOk(loaded.includes(CLIENT_SECRET), 'the configuration kept in memory has no clear client secret')
 })
