@@ -57,6 +57,9 @@ const FAILURES = {
   malformed: 'the access token is malformed',
   too_large: 'the access token is too large',
   algorithm: 'the access token algorithm is not accepted',
+  header: 'the access token header carries a parameter Baton does not accept',
+  encoding: 'the access token is not canonical base64url',
+  duplicate: 'the access token names a member twice',
   typ: 'the access token type is not at+jwt',
   unknown_kid: 'the access token was signed with an unknown key',
   signature: 'the access token signature is invalid',
@@ -122,6 +125,64 @@ function typAccepted (typ: unknown): boolean {
 }
 
 const isString = (value: unknown): value is string => typeof value === 'string'
+
+// Baton writes exactly these. Anything else is refused rather than ignored:
+// `jku`, `jwk`, `x5u` and `x5c` would name a key (or a place to fetch one)
+// chosen by whoever made the token, and `crit` demands understanding.
+const HEADER_PARAMETERS = new Set(['alg', 'typ', 'kid'])
+
+/**
+ * Whether some object in a JSON text names a member twice. Parsers
+ * disagree on which one wins (JSON.parse keeps the last), so a token that
+ * does it may mean different things to different readers. The text has
+ * already been parsed, so only strings and brackets need tracking.
+ */
+export function hasDuplicateMembers (json: string): boolean {
+  const objects: Array<Set<string> | undefined> = []
+  let expectName = false
+  for (let i = 0; i < json.length; i++) {
+    const char = json[i]
+    if (char === '"') {
+      let end = i + 1
+      while (end < json.length && json[end] !== '"') end += json[end] === '\\' ? 2 : 1
+      const members = objects[objects.length - 1]
+      if (expectName && members !== undefined) {
+        // Compared unescaped: "s\u0075b" is "sub".
+        const name = JSON.parse(json.slice(i, end + 1)) as string
+        if (members.has(name)) return true
+        members.add(name)
+      }
+      expectName = false
+      i = end
+    } else if (char === '{') {
+      objects.push(new Set())
+      expectName = true
+    } else if (char === '[') {
+      objects.push(undefined)
+    } else if (char === '}' || char === ']') {
+      objects.pop()
+    } else if (char === ',') {
+      expectName = objects[objects.length - 1] !== undefined
+    }
+  }
+  return false
+}
+
+/**
+ * Checks that fast-jwt's lenient decoding leaves to us: each segment is the
+ * one canonical base64url spelling of its bytes (no second spelling of the
+ * same signature passes as a different token), the header carries only
+ * Baton's parameters, and neither JSON text repeats a member name.
+ */
+function checkEncoding (token: string): void {
+  const segments = token.split('.')
+  for (const segment of segments) {
+    if (Buffer.from(segment, 'base64url').toString('base64url') !== segment) throw new TokenRefused('encoding')
+  }
+  const header = Buffer.from(segments[0]!, 'base64url').toString('utf8')
+  const payload = Buffer.from(segments[1]!, 'base64url').toString('utf8')
+  if (hasDuplicateMembers(header) || hasDuplicateMembers(payload)) throw new TokenRefused('duplicate')
+}
 
 /**
  * What fast-jwt leaves to us: the claim types Baton relies on, and the
@@ -210,8 +271,14 @@ export const verifierPlugin = fp(async function verifier (app: FastifyInstance, 
     return usable ?? undefined
   }
 
-  async function keyFor (_request: FastifyRequest, decoded: DecodedToken): Promise<string> {
+  async function keyFor (request: FastifyRequest, decoded: DecodedToken): Promise<string> {
     const { header } = decoded
+    // Only reached when fast-jwt's cache does not know the token: a repeated token skips these checks with the signature.
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new TokenRefused('malformed')
+    for (const name of Object.keys(header)) {
+      if (!HEADER_PARAMETERS.has(name)) throw new TokenRefused('header', `the access token header parameter "${name.slice(0, 32).replace(/[^\x20-\x7e]|"|\\/g, '?')}" is not accepted`)
+    }
+    checkEncoding(presented.get(request) ?? '')
     if (typeof header.alg !== 'string' || !allowedAlgorithms.has(header.alg)) throw new TokenRefused('algorithm')
     if (!typAccepted(header.typ)) throw new TokenRefused('typ')
     if (typeof header.kid !== 'string' || header.kid === '' || header.kid.length > 256) throw new TokenRefused('unknown_kid')
