@@ -1,7 +1,7 @@
 // Shared by the verifier's tests and the resource-service's: real keys, a
 // real JWKS server on a real socket, and tokens signed the way Baton signs them.
 import { createHmac, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { createSigner } from 'fast-jwt'
 
@@ -155,3 +155,27 @@ export async function waitFor (condition: () => Promise<boolean> | boolean, time
     await new Promise((resolve) => setTimeout(resolve, stepMs))
   }
 }
+
+/** Writes raw bytes to the server and returns what it answers before closing (or `waitMs` passing). */
+export async function rawRequest (port: number, bytes: string | Buffer, waitMs = 3000): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let answer = ''
+    const done = (): void => { clearTimeout(timer); socket.destroy(); resolve(answer) }
+    const timer = setTimeout(done, waitMs)
+    socket.on('data', (chunk) => {
+      answer += chunk.toString('latin1')
+      // One full response is enough: a server that keeps the connection open is not what we test.
+      if (/\r\n\r\n/.test(answer) && /content-length: (\d+)/i.test(answer)) {
+        const length = Number(/content-length: (\d+)/i.exec(answer)![1])
+        if (answer.length - answer.indexOf('\r\n\r\n') - 4 >= length) done()
+      }
+    })
+    socket.on('end', done)
+    socket.on('error', (error) => { clearTimeout(timer); reject(error) })
+    socket.write(bytes)
+  })
+}
+
+/** The status code of a raw HTTP/1.1 answer, 0 if there was none. */
+export const statusOf = (answer: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0)

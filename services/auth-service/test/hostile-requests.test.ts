@@ -1,32 +1,9 @@
 import t from 'tap'
-import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import { setup, register, login, bearer } from './helper.js'
-
-/** Writes raw bytes to the server and returns what it answers before closing (or `waitMs` passing). */
-export async function rawRequest (port: number, bytes: string | Buffer, waitMs = 3000): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1')
-    let answer = ''
-    const done = (): void => { clearTimeout(timer); socket.destroy(); resolve(answer) }
-    const timer = setTimeout(done, waitMs)
-    socket.on('data', (chunk) => {
-      answer += chunk.toString('latin1')
-      // One full response is enough: a server that keeps the connection open is not what we test.
-      if (/\r\n\r\n/.test(answer) && /content-length: (\d+)/i.test(answer)) {
-        const length = Number(/content-length: (\d+)/i.exec(answer)![1])
-        if (answer.length - answer.indexOf('\r\n\r\n') - 4 >= length) done()
-      }
-    })
-    socket.on('end', done)
-    socket.on('error', (error) => { clearTimeout(timer); reject(error) })
-    socket.write(bytes)
-  })
-}
-
-const statusOf = (answer: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0)
+import { rawRequest, statusOf } from '../../../packages/verifier/test/helper.js'
 
 async function listen (app: FastifyInstance): Promise<number> {
   await app.listen({ host: '127.0.0.1', port: 0 })

@@ -1,0 +1,73 @@
+import t from 'tap'
+import type { AddressInfo } from 'node:net'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { setup, claims, signToken, rawRequest, statusOf } from './helper.js'
+
+t.test('hostile HTTP at the resource-service: 4xx every time, over a real socket', async (t) => {
+  const { app, keys: [ed] } = await setup(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+  const token = signToken(ed!, claims())
+  const request = (head: string, body = ''): string => `${head}\r\nHost: x\r\n${body === '' ? '' : `Content-Length: ${Buffer.byteLength(body)}\r\n`}\r\n${body}`
+
+  const cases: Array<[string, string, number[]]> = [
+    ['a header section over 16 KiB', request(`GET /me HTTP/1.1\r\nX-Filler: ${'a'.repeat(17 * 1024)}`), [431]],
+    ['a 20 KB URL', request(`GET /me?${'q'.repeat(20_000)} HTTP/1.1`), [414, 431]],
+    ['a NUL in the Authorization header', request('GET /me HTTP/1.1\r\nAuthorization: Bearer a\u0000b'), [400]],
+    ['latin-1 bytes in the Authorization header', request(`GET /me HTTP/1.1\r\nAuthorization: Bearer ${token}\u00e9`), [400]],
+    ['two Authorization lines', request(`GET /me HTTP/1.1\r\nAuthorization: Bearer ${token}\r\nAuthorization: Bearer x.y.z`), [200, 400, 401]],
+    // GET routes never parse a body: it is read past and dropped, and the token decides.
+    ['a 20 KB body on GET /me', request(`GET /me HTTP/1.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json`, `{"a":"${'x'.repeat(20_000)}"}`), [200]],
+    ['a malformed JSON body on GET /me', request('GET /me HTTP/1.1\r\nContent-Type: application/json', '{"a":'), [400, 401]],
+    ['an unknown method', request('BREW /me HTTP/1.1'), [400, 404, 405]],
+    ['POST to a GET route', request('POST /me HTTP/1.1'), [404, 405]],
+    ['OPTIONS', request('OPTIONS /me HTTP/1.1'), [404, 405]],
+    ['a NUL in the path', request('GET /%00 HTTP/1.1'), [400, 404]],
+    ['path traversal', request('GET /..%2f..%2fetc%2fpasswd HTTP/1.1'), [400, 404]],
+    ['garbage instead of HTTP', '\u0016\u0003\u0001\u0002\u0000 not http\r\n\r\n', [400]],
+    ['request smuggling: Content-Length with Transfer-Encoding', 'POST /me HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', [400]]
+  ]
+  for (const [name, bytes, expected] of cases) {
+    const status = statusOf(await rawRequest(port, bytes))
+    t.ok(expected.includes(status), `${name}: ${status}`)
+  }
+  const ok = await fetch(`http://127.0.0.1:${port}/me`, { headers: { authorization: `Bearer ${token}` } })
+  t.equal(ok.status, 200, 'the service still serves a genuine request afterwards')
+})
+
+t.test('odd Authorization headers get RFC 6750 answers', async (t) => {
+  const { app, keys: [ed] } = await setup(t)
+  const token = signToken(ed!, claims())
+  const cases: Array<[string, number, string | undefined]> = [
+    ['', 401, undefined],
+    ['Bearer', 400, 'invalid_request'],
+    ['Bearer    ', 400, 'invalid_request'],
+    [`Bearer ${token} ${token}`, 400, 'invalid_request'],
+    [`Bearer\t${token}`, 400, 'invalid_request'],
+    [`Basic ${Buffer.from('a:b').toString('base64')}`, 401, undefined],
+    [token, 401, undefined],
+    [`Bearer "${token}"`, 400, 'invalid_request'],
+    [`Bearer ${'a'.repeat(15_000)}`, 401, 'invalid_token'],
+    [`bearer ${token}`, 200, undefined]
+  ]
+  for (const [value, status, error] of cases) {
+    const response = await app.inject({ url: '/me', headers: { authorization: value } })
+    t.equal(response.statusCode, status, JSON.stringify(value.slice(0, 30)))
+    if (status === 401) t.match(response.headers['www-authenticate'], /^Bearer realm="baton"/)
+    if (error !== undefined) t.equal(response.json<{ error: string }>().error, error)
+  }
+})
+
+t.test('a flood of bad tokens does not stall the event loop', async (t) => {
+  const { app, keys: [ed] } = await setup(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+  const histogram = monitorEventLoopDelay({ resolution: 10 })
+  histogram.enable()
+  const token = signToken(ed!, claims())
+  const bad = Array.from({ length: 300 }, (_, i) => `${token.slice(0, -3)}${String(i).padStart(3, '0')}`)
+  const statuses = await Promise.all(bad.map(async (value) => (await fetch(`http://127.0.0.1:${port}/me`, { headers: { authorization: `Bearer ${value}` } })).status))
+  histogram.disable()
+  t.same([...new Set(statuses)], [401])
+  t.ok(histogram.max / 1e6 < 1000, `longest event-loop delay ${(histogram.max / 1e6).toFixed(1)} ms`)
+})
