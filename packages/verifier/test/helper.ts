@@ -179,3 +179,25 @@ export async function rawRequest (port: number, bytes: string | Buffer, waitMs =
 
 /** The status code of a raw HTTP/1.1 answer, 0 if there was none. */
 export const statusOf = (answer: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0)
+
+/**
+ * Authorization values a client may get wrong, with the RFC 6750 answer each
+ * must get: [value, status, error code or undefined for a bare challenge].
+ */
+export function oddAuthorizationHeaders (token: string): Array<[string, number, string | undefined]> {
+  return [
+    ['', 401, undefined],
+    ['Bearer', 400, 'invalid_request'],
+    ['Bearer    ', 400, 'invalid_request'],
+    [`Bearer ${token} ${token}`, 400, 'invalid_request'],
+    [`Bearer\t${token}`, 400, 'invalid_request'],
+    [`Basic ${Buffer.from('a:b').toString('base64')}`, 401, undefined],
+    [`Digest ${token}`, 401, undefined],
+    [token, 401, undefined],
+    [`Bearer ${token.slice(0, -1)}é`, 400, 'invalid_request'],
+    [`Bearer "${token}"`, 400, 'invalid_request'],
+    [`Bearer ${'a'.repeat(15_000)}`, 401, 'invalid_token'],
+    [`bearer ${token}`, 200, undefined],
+    [`BEARER ${token}`, 200, undefined]
+  ]
+}

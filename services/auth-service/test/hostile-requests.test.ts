@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import { setup, register, login, bearer } from './helper.js'
-import { rawRequest, statusOf } from '../../../packages/verifier/test/helper.js'
+import { rawRequest, statusOf, oddAuthorizationHeaders } from '../../../packages/verifier/test/helper.js'
 
 async function listen (app: FastifyInstance): Promise<number> {
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -101,21 +101,7 @@ t.test('odd Authorization headers get RFC 6750 answers, never a 5xx', async (t) 
   const { app } = await setup(t, LIMITS)
   const user = await register(app, 'oddheaders')
   const { access_token: token } = await login(app, 'oddheaders', user.password)
-  const cases: Array<[string, number, string | undefined]> = [
-    ['', 401, undefined],
-    ['Bearer', 400, 'invalid_request'],
-    ['Bearer    ', 400, 'invalid_request'],
-    [`Bearer ${token} ${token}`, 400, 'invalid_request'],
-    [`Bearer\t${token}`, 400, 'invalid_request'],
-    [`Basic ${Buffer.from('a:b').toString('base64')}`, 401, undefined],
-    [`Digest ${token}`, 401, undefined],
-    [token, 401, undefined],
-    [`Bearer ${token.slice(0, -1)}é`, 400, 'invalid_request'],
-    [`Bearer "${token}"`, 400, 'invalid_request'],
-    [`Bearer ${'a'.repeat(15_000)}`, 401, 'invalid_token'],
-    [`bearer ${token}`, 200, undefined],
-    [`BEARER ${token}`, 200, undefined]
-  ]
+  const cases = oddAuthorizationHeaders(token)
   for (const [value, status, error] of cases) {
     const response = await app.inject({ url: '/sessions', headers: { authorization: value } })
     t.equal(response.statusCode, status, JSON.stringify(value.slice(0, 30)))

@@ -4,12 +4,12 @@
 // `FC_SEED=<seed> pnpm exec tap <this file>`.
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
+import { fuzzOptions, headerValue, mutation } from '../../../packages/verifier/test/arbitraries.js'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { setup, register, login, refresh, bearer } from './helper.js'
 
-const SEED = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED)
 const RUNS = 150
-const options = { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) }
+const options = fuzzOptions(RUNS)
 
 const SECRET = 'fuzzing-confidential-client-secret'
 const ENV = {
@@ -51,18 +51,6 @@ const requestBody = fc.dictionary(
 
 const CONTENT_TYPES = ['application/json', 'application/x-www-form-urlencoded', 'text/plain', 'application/json; charset=latin1',
   'multipart/form-data; boundary=z', 'application/octet-stream', 'APPLICATION/JSON', 'application/x-www-form-urlencoded; charset=utf-8']
-
-/** A header value Node would send: printable ASCII and tabs. */
-const headerValue = fc.string({ unit: fc.constantFrom(...'\t !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~'), maxLength: 200 })
-
-/** One character changed, inserted or removed somewhere in `token`. */
-function mutation (token: string): fc.Arbitrary<string> {
-  const alphabet = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ')
-  return fc.tuple(fc.nat({ max: token.length - 1 }), alphabet, fc.constantFrom('replace', 'insert', 'delete')).map(([at, char, how]) =>
-    how === 'replace' ? token.slice(0, at) + char + token.slice(at + 1)
-      : how === 'insert' ? token.slice(0, at) + char + token.slice(at)
-        : token.slice(0, at) + token.slice(at + 1))
-}
 
 async function fuzzed (t: Test): Promise<{ app: FastifyInstance, access: string, refreshToken: string, password: string }> {
   const { app } = await setup(t, ENV)
@@ -106,7 +94,7 @@ t.test('any bytes with any content type: never a 5xx', async (t) => {
 
 t.test('any Authorization header at the Bearer endpoints: 401, 400 or the right 200', async (t) => {
   const { app, access } = await fuzzed(t)
-  await fc.assert(fc.asyncProperty(fc.oneof(headerValue, headerValue.map((value) => `Bearer ${value}`), mutation(access).map((token) => `Bearer ${token}`)), async (authorization) => {
+  await fc.assert(fc.asyncProperty(fc.oneof(headerValue(), headerValue().map((value) => `Bearer ${value}`), mutation(access).map((token) => `Bearer ${token}`)), async (authorization) => {
     const response = await app.inject({ url: '/sessions', headers: { authorization } })
     const defect = wellFormed(response)
     if (defect !== undefined) throw new Error(`${JSON.stringify(authorization)} → ${defect}`)
