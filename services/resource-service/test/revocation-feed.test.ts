@@ -1,9 +1,12 @@
 import { channel } from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
+import { startRedis, type TestRedis } from '@baton/test-redis'
 import { revocationStreamKey } from '@baton/tokens'
-import { PASSWORD, cuttableLink, eventually, startAuth, startResource, type ResourceService } from './feed-helper.js'
+import {
+  PASSWORD, cuttableLink, eventually, startAuth, startResource, type AuthService, type ResourceService, type Tokens
+} from './feed-helper.js'
 import { generateTestKey, startJwksServer, testClock } from './helper.js'
 
 /** Whether the resource-service refuses the token as revoked, within the deadline. */
@@ -179,18 +182,43 @@ t.test('catch-up after reconnect: revoked while the link was down, refused once 
   t.ok(await refused(resource, later.access_token), 'new revocations apply on the new stream')
 })
 
-t.test('catch-up after redis-server restarts with its append-only file', async (t) => {
-  const { startRedis } = await import('@baton/test-redis')
-  const redis = await startRedis({ appendonly: true, extraArgs: ['--appendfsync', 'always'] })
-  t.teardown(async () => { await redis.stop() })
-  const auth = await startAuth(t, {}, { redis })
-  const resource = await startResource(t, auth, { REDIS_URL: redis.url })
+/** Both services following one Redis, with one of ada's two sessions revoked and refused. */
+async function followingWithOneRevoked (t: Test, redis?: TestRedis): Promise<{ auth: AuthService & { redis: TestRedis }, resource: ResourceService, revoked: Tokens, valid: Tokens }> {
+  const auth = await startAuth(t, {}, redis === undefined ? {} : { redis })
+  const resource = await startResource(t, auth, { REDIS_URL: auth.redis.url })
   await resource.ready()
   await auth.register('ada')
-  const before = await auth.login('ada')
-  const after = await auth.login('ada')
-  t.equal((await auth.post('/oauth/revoke', { token: before.refresh_token })).status, 200)
-  t.ok(await refused(resource, before.access_token))
+  const revoked = await auth.login('ada')
+  const valid = await auth.login('ada')
+  t.equal((await auth.post('/oauth/revoke', { token: revoked.refresh_token })).status, 200)
+  t.ok(await refused(resource, revoked.access_token))
+  return { auth, resource, revoked, valid }
+}
+
+t.test('Redis paused: requests never wait on it, known revocations still apply', async (t) => {
+  const { auth, resource, revoked, valid } = await followingWithOneRevoked(t)
+
+  auth.redis.pause()
+  t.teardown(() => { auth.redis.resume() })
+  const started = Date.now()
+  for (let i = 0; i < 20; i++) {
+    t.equal((await resource.me(revoked.access_token)).status, 401)
+    t.equal((await resource.me(valid.access_token)).status, 200)
+  }
+  t.ok(Date.now() - started < 2000, 'forty requests answered without waiting for the paused Redis')
+  t.ok(await eventually(async () => await resource.metric('baton_resource_revocation_feed_connected') === 0, 6000), 'the blocked read times out: reported disconnected')
+  t.equal((await fetch(`${resource.url}/readyz`)).status, 200, 'still ready')
+
+  auth.redis.resume()
+  t.ok(await eventually(async () => await resource.metric('baton_resource_revocation_feed_connected') === 1, 6000), 'caught up again')
+  t.ok(await eventually(async () => (await auth.post('/oauth/revoke', { token: valid.refresh_token })).status === 200, 5000))
+  t.ok(await refused(resource, valid.access_token))
+})
+
+t.test('catch-up after redis-server restarts with its append-only file', async (t) => {
+  const redis = await startRedis({ appendonly: true, extraArgs: ['--appendfsync', 'always'] })
+  t.teardown(async () => { await redis.stop() })
+  const { auth, resource, revoked: before, valid: after } = await followingWithOneRevoked(t, redis)
 
   await redis.restart()
   t.equal((await resource.me(before.access_token)).status, 401, 'known revocations apply while Redis restarts')
