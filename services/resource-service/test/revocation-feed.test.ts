@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process'
 import { channel } from 'node:diagnostics_channel'
+import { fileURLToPath } from 'node:url'
 import type { Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
@@ -275,4 +277,27 @@ t.test('without REDIS_URL the resource-service never opens a connection to Redis
   t.same([...new Set(ports)].filter((port) => port !== resourcePort), [jwksPort], 'its only outgoing connections go to the JWKS')
   t.notMatch(metrics, /revocation_feed/, 'no feed metrics')
   t.same(Object.keys(readiness.checks), ['keys'], 'no feed in readiness')
+})
+
+t.test('the server process follows the feed and still stops cleanly on SIGTERM', async (t) => {
+  const redis = await startRedis()
+  t.teardown(async () => { await redis.stop() })
+  const keys = [generateTestKey('EdDSA')]
+  const jwks = await startJwksServer(keys)
+  t.teardown(jwks.close)
+  const server = fileURLToPath(new URL('../dist/server.js', import.meta.url))
+  const child = spawn(process.execPath, [server], {
+    env: { PATH: process.env.PATH, PORT: '0', JWKS_URL: jwks.url, REDIS_URL: redis.url, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let stdout = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  t.ok(await eventually(async () => /revocation feed caught up/.test(stdout) && /Server listening/.test(stdout), 10_000), 'it caught up and listens')
+  // Let the loop settle into its blocking read: SIGTERM must not wait out the BLOCK time and fail.
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  child.kill('SIGTERM')
+  t.same(await exited, { code: 0, signal: null })
+  t.notMatch(stdout, /"level":50/, 'no error logged on the way out')
 })
