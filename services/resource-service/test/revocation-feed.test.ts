@@ -103,6 +103,26 @@ t.test('every kind of revocation is refused at the resource-service; unrelated t
   t.ok(published >= 7, 'the auth-service counts what it published')
 })
 
+t.test('a Redis user that may only read the stream is all the resource-service needs', async (t) => {
+  const auth = await startAuth(t)
+  const admin = new Redis(auth.redis.url)
+  t.teardown(() => { admin.disconnect() })
+  await admin.call('ACL', 'SETUSER', 'baton-verifier', 'on', '>feed-secret', 'resetkeys', `%R~${revocationStreamKey('baton:')}`, 'resetchannels',
+    '-@all', '+xread', '+xinfo|stream', '+info', '+ping', '+client|setname')
+  const url = `redis://baton-verifier:feed-secret@127.0.0.1:${auth.redis.port}`
+  const resource = await startResource(t, auth, { REDIS_URL: url })
+  await resource.ready()
+  await auth.register('ada')
+  const session = await auth.login('ada')
+  t.equal((await auth.post('/oauth/revoke', { token: session.refresh_token })).status, 200)
+  t.ok(await refused(resource, session.access_token))
+
+  const verifier = new Redis(url)
+  t.teardown(() => { verifier.disconnect() })
+  await t.rejects(verifier.get('baton:signing-keys'), /NOPERM/, 'while the private signing key stays out of its reach')
+  await t.rejects(verifier.xadd(revocationStreamKey('baton:'), '*', 'kind', 'token'), /NOPERM/, 'and it cannot write the feed')
+})
+
 t.test('catch-up on start: a revocation from before the resource-service started is refused once it is ready', async (t) => {
   const auth = await startAuth(t)
   await auth.register('ada')
