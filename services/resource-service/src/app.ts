@@ -57,19 +57,18 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   app.addReadinessCheck('keys', () => keys.ready() ? undefined : 'verification keys are not loaded yet')
 
   // Only with REDIS_URL: without it the service opens no Redis connection and refuses revoked tokens at expiry.
-  let revocations: RevocationList | undefined
-  if (config.REDIS_URL !== undefined) {
-    revocations = new RevocationList(config.CLOCK_SKEW * 1000)
+  const redisUrl = config.REDIS_URL
+  const revoked = redisUrl === undefined ? undefined : new RevocationList(config.CLOCK_SKEW * 1000)
+  if (redisUrl !== undefined && revoked !== undefined) {
     await app.register(revocationFeedPlugin, {
-      client: createFeedRedisClient(config.REDIS_URL),
+      client: createFeedRedisClient(redisUrl),
       ownsClient: true,
       stream: revocationStreamKey(config.REDIS_KEY_PREFIX),
-      list: revocations,
+      list: revoked,
       now: deps.now ?? Date.now,
       blockMs: FEED_BLOCK_MS
     })
   }
-  const revoked = revocations
 
   await app.register(verifierPlugin, {
     keySource,
