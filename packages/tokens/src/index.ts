@@ -11,3 +11,5 @@ export {
 export type { AccessTokenAlgorithm, AccessTokenClaims, TokenResponse, ErrorResponse } from './claims.js'
 export { ERRORS, BatonError, isBatonError } from './errors.js'
 export type { ErrorCode, ErrorScheme } from './errors.js'
+export { encodeRevocationEvent, decodeRevocationEvent, revocationStreamKey } from './revocation-event.js'
+export type { RevocationEvent } from './revocation-event.js'

@@ -9,6 +9,7 @@ import { redisPlugin } from './plugins/redis.js'
 import { keyringPlugin } from './plugins/keyring.js'
 import { rotationPolicy } from './key-rotation.js'
 import { accountsPlugin } from './plugins/accounts.js'
+import { revocationFeedPlugin } from './plugins/revocation-feed.js'
 import type { UserStore } from './user-store.js'
 import tokenRoutes from './routes/token.js'
 import userRoutes from './routes/users.js'
@@ -64,6 +65,12 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     refreshTokenSecretKey: keys.refreshTokenSecret,
     now,
     rotation: rotationPolicy(config)
+  })
+  await app.register(revocationFeedPlugin, {
+    stream: keys.revocations,
+    accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL,
+    clockSkewSeconds: config.CLOCK_SKEW,
+    now
   })
   await app.register(accountsPlugin, { config, keys, now, users: deps.users })
   await app.register(verifierPlugin, {

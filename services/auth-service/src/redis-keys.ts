@@ -1,3 +1,5 @@
+import { revocationStreamKey } from '@baton/tokens'
+
 /**
  * Every Redis key the auth-service writes is named here. Keys that one Lua
  * script touches share the hash tag `{<user id>}`, so on Redis Cluster they
@@ -11,6 +13,8 @@
  *   <p>signing-keys                   string JSON array of generated signing keys {kid, alg, pem, created_at, activate_at};
  *                                           no TTL, bounded: retired keys are deleted, at most MAX_SIGNING_KEYS (key-rotation.ts)
  *   <p>refresh-token-secret           string secret that authenticates refresh tokens
+ *   <p>revocations                    stream the revocation feed for stateless verifiers; trimmed (MINID)
+ *                                           to the longest access-token lifetime on every append
  *   <p>rate:{ip:<bucket>}:attempts    string password-grant and registration attempts of one client IP (or IPv6 /64); TTL = 1 minute
  *   <p>rate:{ip:<bucket>}:failures    string failed attempts of that IP; TTL = RATE_LIMIT_FAILURE_WINDOW
  *   <p>rate:{account:<hash>}:failures string failed logins of one username (SHA-256 of its normalized form,
@@ -27,6 +31,8 @@ export interface RedisKeys {
   username: (normalized: string) => string
   signingKeys: string
   refreshTokenSecret: string
+  /** The revocation feed: a slot of its own on Redis Cluster, written after each revocation's script. */
+  revocations: string
   /** Both counters of one client IP bucket share a hash tag: one script checks and counts them. */
   ipAttempts: (bucket: string) => string
   ipFailures: (bucket: string) => string
@@ -43,6 +49,7 @@ export function redisKeys (prefix: string): RedisKeys {
     username: (normalized) => `${prefix}username:${normalized}`,
     signingKeys: `${prefix}signing-keys`,
     refreshTokenSecret: `${prefix}refresh-token-secret`,
+    revocations: revocationStreamKey(prefix),
     ipAttempts: (bucket) => `${prefix}rate:{ip:${bucket}}:attempts`,
     ipFailures: (bucket) => `${prefix}rate:{ip:${bucket}}:failures`,
     accountFailures: (usernameHash) => `${prefix}rate:{account:${usernameHash}}:failures`

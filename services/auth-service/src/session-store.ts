@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import type { RedisKeys } from './redis-keys.js'
 import { storage } from './plugins/redis.js'
 import { RefreshTokenCodec, isId, randomId, sealSuccessor, unsealSuccessor } from './refresh-token.js'
+import type { RevocationPublisher } from './plugins/revocation-feed.js'
 
 export interface SessionLifetimes {
   /** A session ends this long after its last refresh (ms). */
@@ -52,7 +53,8 @@ const MAX_USER_AGENT = 256
 
 /**
  * Sessions (refresh-token families) in Redis. Each state change is one Lua
- * script over keys that share the user's hash tag.
+ * script over keys that share the user's hash tag. Every session or token it
+ * ends is then published to the revocation feed, whichever path ended it.
  */
 export class SessionStore {
   readonly #redis: Redis
@@ -60,14 +62,16 @@ export class SessionStore {
   readonly #codec: () => RefreshTokenCodec
   readonly #lifetimes: SessionLifetimes
   readonly #now: () => number
+  readonly #feed: RevocationPublisher | undefined
 
   /** `codec` is a getter: the refresh-token secret may arrive from Redis after start-up. */
-  constructor (redis: Redis, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number) {
+  constructor (redis: Redis, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number, feed?: RevocationPublisher) {
     this.#redis = redis
     this.#keys = keys
     this.#codec = codec
     this.#lifetimes = lifetimes
     this.#now = now
+    this.#feed = feed
   }
 
   /** Starts a session and returns its first refresh token, plus the sessions evicted to stay under the per-user maximum. */
@@ -87,6 +91,7 @@ export class SessionStore {
       'user_agent', context.userAgent.slice(0, MAX_USER_AGENT),
       'ip', context.ip
     ))
+    await this.#feed?.sessionsEnded(session.uid, evicted)
     return { uid: session.uid, sid, username: session.username, scope: session.scope, refreshToken: issued.token, evicted }
   }
 
@@ -118,6 +123,7 @@ export class SessionStore {
       return { outcome: 'unknown', uid, sid }
     }
     if (outcome === 'unknown' || outcome === 'wrong_client' || outcome === 'expired' || outcome === 'reused' || outcome === 'invalid_scope') {
+      if (outcome === 'reused') await this.#feed?.sessionsEnded(uid, [sid])
       return { outcome, uid, sid }
     }
     throw new Error(`unexpected reply from rotate-refresh: ${String(outcome)}`)
@@ -125,7 +131,9 @@ export class SessionStore {
 
   async revoke (uid: string, sid: string): Promise<boolean> {
     if (!isId(uid) || !isId(sid)) return false
-    return await storage(this.#redis.batonRevokeSession(this.#keys.session(uid, sid), this.#keys.sessionIndex(uid), sid, '')) === 1
+    const ended = await storage(this.#redis.batonRevokeSession(this.#keys.session(uid, sid), this.#keys.sessionIndex(uid), sid, '')) === 1
+    if (ended) await this.#feed?.sessionsEnded(uid, [sid])
+    return ended
   }
 
   /**
@@ -137,6 +145,7 @@ export class SessionStore {
     if (parsed === undefined) return { outcome: 'not_found' }
     const result = await storage(this.#redis.batonRevokeSession(this.#keys.session(parsed.uid, parsed.sid), this.#keys.sessionIndex(parsed.uid), parsed.sid, clientId))
     const outcome = result === 1 ? 'revoked' : result === -1 ? 'other_client' : 'not_found'
+    if (outcome === 'revoked') await this.#feed?.sessionsEnded(parsed.uid, [parsed.sid])
     return { outcome, uid: parsed.uid, sid: parsed.sid }
   }
 
@@ -145,6 +154,7 @@ export class SessionStore {
     const ttl = expSeconds * 1000 + skewSeconds * 1000 - this.#now()
     if (ttl <= 0) return
     await storage(this.#redis.set(this.#keys.revokedToken(sub, jti), '1', 'PX', ttl))
+    await this.#feed?.accessTokenRevoked(sub, jti, expSeconds)
   }
 
   /** Whether an access token is still honoured: its session lives and it is not revoked. One round trip. */
@@ -177,7 +187,10 @@ export class SessionStore {
 
   /** Ends every session of the user but `keepSid`; returns the ended session ids. */
   async revokeAll (uid: string, keepSid = ''): Promise<string[]> {
-    return await storage(this.#redis.batonRevokeUserSessions(this.#keys.sessionIndex(uid), this.#keys.sessionPrefix(uid), keepSid))
+    const ended = await storage(this.#redis.batonRevokeUserSessions(this.#keys.sessionIndex(uid), this.#keys.sessionPrefix(uid), keepSid))
+    // The ended sessions by id, not "all of this user's tokens": the kept session and any login after this one stay valid.
+    await this.#feed?.sessionsEnded(uid, ended)
+    return ended
   }
 
   async list (uid: string): Promise<SessionInfo[]> {

@@ -1,11 +1,15 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { createJwksKeySource, verifierPlugin, type KeySource } from '@baton/verifier'
+import { revocationStreamKey } from '@baton/tokens'
 import type { Config } from './config.js'
 import { jwksLoaderPlugin } from './plugins/jwks-loader.js'
 import meRoutes from './routes/me.js'
 import reportRoutes from './routes/reports.js'
 import { resourceOpenApiOptions } from './plugins/openapi.js'
+import { revocationFeedPlugin } from './plugins/revocation-feed.js'
+import { createFeedRedisClient, FEED_BLOCK_MS } from './redis-client.js'
+import { RevocationList } from './revocation-list.js'
 
 export type { Config } from './config.js'
 export { loadConfig } from './config.js'
@@ -52,12 +56,28 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   const keys = keySource
   app.addReadinessCheck('keys', () => keys.ready() ? undefined : 'verification keys are not loaded yet')
 
+  // Only with REDIS_URL: without it the service opens no Redis connection and refuses revoked tokens at expiry.
+  const redisUrl = config.REDIS_URL
+  const revoked = redisUrl === undefined ? undefined : new RevocationList(config.CLOCK_SKEW * 1000)
+  if (redisUrl !== undefined && revoked !== undefined) {
+    await app.register(revocationFeedPlugin, {
+      client: createFeedRedisClient(redisUrl),
+      ownsClient: true,
+      stream: revocationStreamKey(config.REDIS_KEY_PREFIX),
+      list: revoked,
+      now: deps.now ?? Date.now,
+      blockMs: FEED_BLOCK_MS
+    })
+  }
+
   await app.register(verifierPlugin, {
     keySource,
     issuer: config.ISSUER,
     audience: config.AUDIENCE,
     clockSkewSeconds: config.CLOCK_SKEW,
-    ...(deps.now === undefined ? {} : { now: deps.now })
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+    // Synchronous and in memory: a revoked token costs no Redis call, and neither does a valid one.
+    ...(revoked === undefined ? {} : { checkToken: (claims) => revoked.isRevoked(claims) ? 'the access token has been revoked' : undefined })
   })
 
   await app.register(async function protectedApi (api) {

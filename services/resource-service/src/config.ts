@@ -6,6 +6,8 @@ export interface Config extends CommonConfig {
   JWKS_URL: string
   /** Seconds: least time between two key-set fetches caused by unknown kids. */
   JWKS_MIN_REFETCH_INTERVAL: number
+  /** The Redis that carries the auth-service's revocation feed; undefined: no feed, no Redis at all. */
+  REDIS_URL: string | undefined
 }
 
 /**
@@ -21,6 +23,8 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     ...common,
     JWKS_URL: read.url('JWKS_URL', `${common.ISSUER}/.well-known/jwks.json`, ['http:', 'https:']),
     // At least a second: each unknown kid may cost the issuer one request per interval.
-    JWKS_MIN_REFETCH_INTERVAL: read.duration('JWKS_MIN_REFETCH_INTERVAL', '10s', 1, 3600)
+    JWKS_MIN_REFETCH_INTERVAL: read.duration('JWKS_MIN_REFETCH_INTERVAL', '10s', 1, 3600),
+    // No default: only a service told where the feed is follows one; otherwise it stays stateless.
+    REDIS_URL: read.raw('REDIS_URL') === undefined ? undefined : read.url('REDIS_URL', '', ['redis:', 'rediss:'])
   })
 }

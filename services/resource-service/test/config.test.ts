@@ -12,6 +12,7 @@ t.test('defaults follow the contract', async (t) => {
   t.equal(config.BODY_LIMIT, 16_384)
   t.equal(config.JWKS_URL, 'http://127.0.0.1:3001/.well-known/jwks.json')
   t.equal(config.JWKS_MIN_REFETCH_INTERVAL, 10)
+  t.equal(config.REDIS_URL, undefined, 'no Redis unless told: the revocation feed is opt-in')
   t.ok(Object.isFrozen(config))
 })
 
@@ -35,10 +36,17 @@ t.test('a bad value names its variable', async (t) => {
     [{ PORT: '70000' }, 'PORT'],
     [{ ISSUER: 'auth-service' }, 'ISSUER'],
     [{ CLOCK_SKEW: '1h' }, 'CLOCK_SKEW'],
-    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL']
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL'],
+    [{ REDIS_URL: 'redis' }, 'REDIS_URL']
   ]
   for (const [env, variable] of cases) {
     const error = (() => { try { loadConfig(env) } catch (thrown) { return thrown } })()
     t.ok(error instanceof ConfigError && error.variable === variable && error.message.startsWith(`${variable} `), variable)
   }
+})
+
+t.test('REDIS_URL turns the revocation feed on', async (t) => {
+  t.equal(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6380' }).REDIS_URL, 'redis://127.0.0.1:6380')
+  t.equal(loadConfig({ REDIS_URL: 'rediss://feed.internal:6380' }).REDIS_URL, 'rediss://feed.internal:6380')
 })

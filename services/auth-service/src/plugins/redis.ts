@@ -12,6 +12,7 @@ const SCRIPTS = {
   batonListSessions: { file: 'list-sessions.lua', keys: 1 },
   batonChangePassword: { file: 'change-password.lua', keys: 1 },
   batonTokenStatus: { file: 'token-status.lua', keys: 2 },
+  batonPublishRevocation: { file: 'publish-revocation.lua', keys: 1 },
   // Any number of keys: the caller passes the count first.
   batonRateLimit: { file: 'rate-limit.lua', keys: undefined }
 } as const
@@ -27,6 +28,7 @@ declare module 'ioredis' {
     batonListSessions: (index: string, sessionPrefix: string, now: Arg) => Result<string[][], Context>
     batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg) => Result<number, Context>
     batonTokenStatus: (session: string, revokedToken: string, now: Arg, hasSession: '0' | '1') => Result<number, Context>
+    batonPublishRevocation: (stream: string, keepMs: Arg, ...fieldsAndValues: Arg[]) => Result<string, Context>
     batonRateLimit: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[number, number], Context>
   }
 }

@@ -8,7 +8,8 @@ export function resourceOpenApiOptions (): OpenApiOptions {
   return {
     title: 'Baton resource-service',
     version,
-    description: 'An example API protected by Baton access tokens, verified locally from the issuer\'s JWKS. ' +
+    description: 'An example API protected by Baton access tokens, verified locally from the issuer\'s JWKS ' +
+      '(and, when it follows the revocation feed, refused as soon as they are revoked). ' +
       'Failures follow RFC 6750: 401 with a `WWW-Authenticate: Bearer` challenge, 400 for a malformed header, 403 `insufficient_scope`.',
     securitySchemes: {
       bearerAuth: {
