@@ -5,6 +5,9 @@ import type { FastifyInstance } from 'fastify'
 import { BatonError } from '@baton/tokens'
 import { histogram, labelled } from '@baton/service-kit'
 import { defineLuaScripts, scriptName } from '../lua-scripts.js'
+import { RedisClock } from '../redis-clock.js'
+
+const CLOCK_SAMPLE_INTERVAL_MS = 10_000
 
 const SCRIPTS = {
   batonCreateSession: { file: 'create-session.lua', keys: 2 },
@@ -36,6 +39,8 @@ declare module 'ioredis' {
 declare module 'fastify' {
   interface FastifyInstance {
     redis: Redis
+    /** The Redis time (ms) after which a write sent now must not run; scripts that take it refuse later. */
+    redisDeadline: () => number
   }
 }
 
@@ -70,7 +75,8 @@ export function timeCommands (client: Redis, observe: (label: string, seconds: n
 }
 
 // Replies that mean "Redis cannot take this write now", not "the request is wrong".
-const TRANSIENT_REPLY = /^(READONLY|LOADING|OOM|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF)\b/
+// STALE: our own scripts, run after we stopped waiting (see RedisClock).
+const TRANSIENT_REPLY = /^(READONLY|LOADING|OOM|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF|STALE)\b/
 
 /**
  * Runs a Redis operation and turns any storage failure into a 503 that the
@@ -114,6 +120,14 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
   })
   defineScripts(client)
   app.decorate('redis', client)
+  const clock = new RedisClock(opts.commandTimeoutMs)
+  app.decorate('redisDeadline', () => clock.deadline())
+  // Measured again on every connection (it may be another server now) and now and then.
+  const sampleClock = (): void => { if (client.status === 'ready') clock.sample(client).catch(() => {}) }
+  client.on('ready', sampleClock)
+  if (client.status === 'ready') sampleClock()
+  const clockTimer = setInterval(sampleClock, CLOCK_SAMPLE_INTERVAL_MS).unref()
+  app.addHook('onClose', async () => { clearInterval(clockTimer); client.off('ready', sampleClock) })
 
   if (app.hasDecorator('metrics')) {
     const latency = histogram(app, 'baton_auth_redis_command_duration_seconds', 'Redis round trips as the service sees them, by command or script, failures and timeouts included',
@@ -134,8 +148,9 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
 
   app.addReadinessCheck('redis', async () => {
     if (client.status !== 'ready') return `redis is ${client.status}`
-    await client.ping()
-    return undefined
+    // A replica answers reads but refuses every write: not ready to serve logins or refreshes.
+    const [role] = await client.role() as [string, ...unknown[]]
+    return role === 'master' ? undefined : `redis is a read-only ${role}`
   })
 
   if (opts.client === undefined) {
