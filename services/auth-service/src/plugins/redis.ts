@@ -149,6 +149,8 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
   app.addReadinessCheck('redis', async () => {
     if (client.status !== 'ready') return `redis is ${client.status}`
     // A replica answers reads but refuses every write: not ready to serve logins or refreshes.
+    // (A cluster client would ask any node; it routes writes to masters itself.)
+    if (client.isCluster) return await client.ping() === 'PONG' ? undefined : 'redis did not answer PING'
     const [role] = await client.role() as [string, ...unknown[]]
     return role === 'master' ? undefined : `redis is a read-only ${role}`
   })
