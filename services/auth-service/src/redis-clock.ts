@@ -1,4 +1,8 @@
+import { performance } from 'node:perf_hooks'
 import type { Redis } from 'ioredis'
+
+// Monotonic: a step of this host's clock (NTP, an operator) must not shift every deadline.
+const local = (): number => performance.timeOrigin + performance.now()
 
 /**
  * Redis's clock as seen from this process, so that a write can carry the
@@ -6,7 +10,8 @@ import type { Redis } from 'ioredis'
  * for it. A script that Redis runs later than that (it sat in a paused
  * server's socket buffer, say) refuses to change anything: a request
  * answered 503 never takes effect afterwards. Host clocks need not agree;
- * the offset is measured with TIME, to within half a round trip.
+ * the offset is measured with TIME, to within half a round trip, and
+ * measured again often enough to follow a step of Redis's clock.
  */
 export class RedisClock {
   readonly #timeoutMs: number
@@ -22,9 +27,9 @@ export class RedisClock {
 
   /** Measures the offset once; a sample slower than a quarter of the timeout is too coarse to keep. */
   async sample (client: Redis): Promise<void> {
-    const sent = Date.now()
+    const sent = local()
     const [seconds, micros] = await client.time()
-    const received = Date.now()
+    const received = local()
     if (received - sent > this.#timeoutMs / 4) return
     this.#offsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sent + received) / 2
   }
@@ -32,6 +37,6 @@ export class RedisClock {
   /** The Redis time (ms) after which a command sent now must not run; 0 (no limit) until measured. */
   deadline (): number {
     if (this.#offsetMs === undefined) return 0
-    return Math.floor(Date.now() + this.#offsetMs + this.#timeoutMs - this.#marginMs)
+    return Math.floor(local() + this.#offsetMs + this.#timeoutMs - this.#marginMs)
   }
 }

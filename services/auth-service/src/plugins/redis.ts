@@ -7,7 +7,7 @@ import { histogram, labelled } from '@baton/service-kit'
 import { defineLuaScripts, scriptName } from '../lua-scripts.js'
 import { RedisClock } from '../redis-clock.js'
 
-const CLOCK_SAMPLE_INTERVAL_MS = 10_000
+const CLOCK_SAMPLE_INTERVAL_MS = 5000
 
 const SCRIPTS = {
   batonCreateSession: { file: 'create-session.lua', keys: 2 },
