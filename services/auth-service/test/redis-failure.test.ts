@@ -58,14 +58,6 @@ t.test('Redis going away and coming back', async (t) => {
   })
 })
 
-async function waitUntilReady (app: FastifyInstance): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await app.inject('/readyz')).statusCode === 200) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error('never became ready')
-}
-
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 async function until (what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -76,6 +68,12 @@ async function until (what: string, check: () => Promise<boolean>, timeoutMs = 1
   }
   throw new Error(`timed out waiting for ${what}`)
 }
+
+async function waitUntilReady (app: FastifyInstance): Promise<void> {
+  await until('/readyz to answer 200', async () => (await app.inject('/readyz')).statusCode === 200)
+}
+
+let apps = 0
 
 async function faultyApp (t: Test, server: TestRedis, env: Record<string, string> = {}): Promise<{ app: FastifyInstance, redis: Redis, prefix: string }> {
   const prefix = `faults${++apps}:`
@@ -91,16 +89,15 @@ async function faultyApp (t: Test, server: TestRedis, env: Record<string, string
   })
   return { app, redis, prefix }
 }
-let apps = 0
 
-const SCRIPT_SHA = (file: string): string => createHash('sha1').update(readFileSync(new URL(`../lua/${file}`, import.meta.url), 'utf8')).digest('hex')
+const scriptSha = (file: string): string => createHash('sha1').update(readFileSync(new URL(`../lua/${file}`, import.meta.url), 'utf8')).digest('hex')
 
 /**
  * Fault injection at the wire: runs `fault` once, as the app sends the
  * given script (before it is written, or just after with `after`).
  */
 function onScript (app: FastifyInstance, file: string, fault: () => void, { after = false } = {}): void {
-  const sha = SCRIPT_SHA(file)
+  const sha = scriptSha(file)
   const client = app.redis as unknown as { sendCommand: (command: { name: string, args: unknown[] }, stream?: unknown) => unknown }
   const send = client.sendCommand
   client.sendCommand = function (command, stream) {
