@@ -19,6 +19,7 @@ import revokeRoutes from './routes/revoke.js'
 import introspectRoutes from './routes/introspect.js'
 import metadataRoutes from './routes/metadata.js'
 import { authOpenApiOptions } from './plugins/openapi.js'
+import { authMetricsPlugin } from './auth-metrics.js'
 
 export interface Deps {
   /** A Redis client the caller owns and closes (tests, embedding). */
@@ -55,6 +56,7 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   await app.register(openApiPlugin, authOpenApiOptions(config))
   await app.register(healthPlugin)
   await app.register(metricsPlugin, { prefix: 'baton_auth_' })
+  await app.register(authMetricsPlugin)
   await app.register(formBody, { bodyLimit: config.BODY_LIMIT })
   await app.register(redisPlugin, { url: config.REDIS_URL, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT, client: deps.redis })
   const keys = redisKeys(config.REDIS_KEY_PREFIX)

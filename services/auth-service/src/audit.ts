@@ -42,6 +42,7 @@ export function audit (request: FastifyRequest, event: AuditEvent, fields: Audit
     // Bounded: the header is the client's to fill.
     user_agent: typeof userAgent === 'string' ? userAgent.slice(0, 256) : undefined
   }
+  request.server.authMetrics?.event(request, event, fields)
   if (WARNINGS.has(event)) request.log.warn(line, event)
   else request.log.info(line, event)
 }

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs'
 import type { Redis, Result } from 'ioredis'
 import type { AccessTokenAlgorithm } from '@baton/tokens'
 import type { Config } from './config.js'
 import { generateSigningKeyPem, kidOf } from './signing-key.js'
+import { defineLuaScripts } from './lua-scripts.js'
 
 /**
  * Rotation of the generated keyring. A key is
@@ -163,14 +163,9 @@ declare module 'ioredis' {
   }
 }
 
-const LUA_DIR = new URL('../lua/', import.meta.url)
-
 /** Registers the keyring scripts on a client (once); the CLI's own client needs them too. */
 export function defineKeyringScripts (client: Redis): void {
-  for (const [name, { file, keys }] of Object.entries(SCRIPTS)) {
-    if (name in client) continue
-    client.defineCommand(name, { numberOfKeys: keys, lua: readFileSync(new URL(file, LUA_DIR), 'utf8') })
-  }
+  defineLuaScripts(client, SCRIPTS)
 }
 
 /**

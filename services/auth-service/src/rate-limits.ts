@@ -70,11 +70,14 @@ export class RateLimiter {
   readonly #redis: Redis
   readonly #keys: RedisKeys
   readonly #settings: RateLimitSettings
+  readonly #deadline: () => number
 
-  constructor (redis: Redis, keys: RedisKeys, settings: RateLimitSettings) {
+  /** `deadline`: the Redis time after which a count sent now must not run (RedisClock). */
+  constructor (redis: Redis, keys: RedisKeys, settings: RateLimitSettings, deadline: () => number = () => 0) {
     this.#redis = redis
     this.#keys = keys
     this.#settings = settings
+    this.#deadline = deadline
   }
 
   /** Admits one password check for `username` from `ip`, or throws a RateLimitedError (429). */
@@ -116,6 +119,7 @@ export class RateLimiter {
   async #count (counters: Array<[key: string, increment: number, limit: number, windowMs: number, name: LimitName]>): Promise<void> {
     const args: Array<string | number> = counters.map(([key]) => key)
     for (const [, increment, limit, windowMs] of counters) args.push(increment, limit, windowMs)
+    args.push(this.#deadline())
     const [waitMs, refusedBy] = await storage(this.#redis.batonRateLimit(counters.length, ...args))
     if (waitMs > 0) throw new RateLimitedError(counters[refusedBy - 1]![4], waitMs)
   }

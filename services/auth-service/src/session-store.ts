@@ -62,15 +62,21 @@ export class SessionStore {
   readonly #codec: () => RefreshTokenCodec
   readonly #lifetimes: SessionLifetimes
   readonly #now: () => number
+  readonly #deadline: () => number
   readonly #feed: RevocationPublisher | undefined
 
-  /** `codec` is a getter: the refresh-token secret may arrive from Redis after start-up. */
-  constructor (redis: Redis, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number, feed?: RevocationPublisher) {
+  /**
+   * `codec` is a getter: the refresh-token secret may arrive from Redis after start-up.
+   * `deadline`: the Redis time after which a write sent now must not run (RedisClock).
+   * `feed`: where ended sessions are announced to verifiers, if anywhere.
+   */
+  constructor (redis: Redis, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number, deadline: () => number = () => 0, feed?: RevocationPublisher) {
     this.#redis = redis
     this.#keys = keys
     this.#codec = codec
     this.#lifetimes = lifetimes
     this.#now = now
+    this.#deadline = deadline
     this.#feed = feed
   }
 
@@ -83,7 +89,7 @@ export class SessionStore {
     const expiry = Math.min(now + this.#lifetimes.idleMs, absoluteExpiry)
     const evicted = await storage(this.#redis.batonCreateSession(
       this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid),
-      sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, this.#keys.sessionPrefix(session.uid),
+      sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, this.#keys.sessionPrefix(session.uid), this.#deadline(),
       'cur', issued.hash,
       'client_id', context.clientId,
       'scope', session.scope,
@@ -111,7 +117,7 @@ export class SessionStore {
       this.#keys.session(uid, sid), this.#keys.sessionIndex(uid),
       presented.hash, successor.hash, sealed, this.#now(),
       this.#lifetimes.idleMs, this.#lifetimes.graceMs, context.clientId, sid,
-      context.userAgent.slice(0, MAX_USER_AGENT), context.ip, requestedScope
+      context.userAgent.slice(0, MAX_USER_AGENT), context.ip, requestedScope, this.#deadline()
     ))
     const [outcome, value, scope = '', username = ''] = reply
     if (outcome === 'rotated') {

@@ -1,7 +1,12 @@
-import t from 'tap'
-import { startRedis } from '@baton/test-redis'
+import t, { type Test } from 'tap'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import { createLocalJWKSet, jwtVerify } from 'jose'
+import { redisCommand, startRedis, type TestRedis } from '@baton/test-redis'
 import { buildApp, loadConfig } from '../src/app.js'
-import { register, login, refresh } from './helper.js'
+import { register, login, refresh, bearer, decodeJwt } from './helper.js'
 
 const timed = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
   const start = Date.now()
@@ -53,10 +58,244 @@ t.test('Redis going away and coming back', async (t) => {
   })
 })
 
-async function waitUntilReady (app: Awaited<ReturnType<typeof buildApp>>): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await app.inject('/readyz')).statusCode === 200) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+async function until (what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return
+    await sleep(50)
   }
-  throw new Error('never became ready')
+  throw new Error(`timed out waiting for ${what}`)
 }
+
+async function waitUntilReady (app: FastifyInstance): Promise<void> {
+  await until('/readyz to answer 200', async () => (await app.inject('/readyz')).statusCode === 200)
+}
+
+let apps = 0
+
+async function faultyApp (t: Test, server: TestRedis, env: Record<string, string> = {}): Promise<{ app: FastifyInstance, redis: Redis, prefix: string }> {
+  const prefix = `faults${++apps}:`
+  const app = await buildApp(loadConfig({ REDIS_URL: server.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent', REDIS_COMMAND_TIMEOUT: '500', ...env }))
+  await app.ready()
+  // The deadline that makes late scripts refuse needs the Redis clock measured.
+  await until('the Redis clock', async () => app.redisDeadline() > 0)
+  const redis = new Redis(server.url, { maxRetriesPerRequest: 1 })
+  redis.on('error', () => {})
+  t.teardown(async () => {
+    await app.close()
+    redis.disconnect()
+  })
+  return { app, redis, prefix }
+}
+
+const scriptSha = (file: string): string => createHash('sha1').update(readFileSync(new URL(`../lua/${file}`, import.meta.url), 'utf8')).digest('hex')
+
+/**
+ * Fault injection at the wire: runs `fault` once, as the app sends the
+ * given script (before it is written, or just after with `after`).
+ */
+function onScript (app: FastifyInstance, file: string, fault: () => void, { after = false } = {}): void {
+  const sha = scriptSha(file)
+  const client = app.redis as unknown as { sendCommand: (command: { name: string, args: unknown[] }, stream?: unknown) => unknown }
+  const send = client.sendCommand
+  client.sendCommand = function (command, stream) {
+    const matches = (command.name === 'evalsha' && command.args[0] === sha)
+    if (matches) client.sendCommand = send
+    if (matches && !after) fault()
+    const result = send.call(this, command, stream)
+    if (matches && after) fault()
+    return result
+  }
+}
+
+/** Blocks this process's event loop, as a stalled client host would: replies wait, timers expire. */
+function stall (ms: number): void {
+  const end = Date.now() + ms
+  while (Date.now() < end) { /* spin */ }
+}
+
+const unavailable = (t: Test, response: { statusCode: number, headers: Record<string, unknown>, json: () => any }, what: string): void => {
+  t.equal(response.statusCode, 503, `${what}: 503`)
+  t.equal(response.json().error, 'temporarily_unavailable', `${what}: temporarily_unavailable`)
+  t.equal(response.headers['retry-after'], '1', `${what}: Retry-After`)
+  t.equal(response.json().access_token, undefined, `${what}: no token`)
+}
+
+t.test('a server restarted from its append-only file: sessions, accounts and keys survive', async (t) => {
+  const server = await startRedis({ appendonly: true })
+  t.teardown(async () => { await server.stop() })
+  const { app } = await faultyApp(t, server)
+  const user = await register(app, 'persisted')
+  const tokens = await login(app, 'persisted', user.password)
+  const kid = decodeJwt(tokens.access_token).header.kid
+
+  await server.restart()
+  await waitUntilReady(app)
+  t.equal((await app.inject({ url: '/sessions', headers: bearer(tokens.access_token) })).statusCode, 200, 'the access token still works')
+  const rotated = await refresh(app, tokens.refresh_token)
+  t.equal(rotated.statusCode, 200, 'so does the refresh token')
+  t.equal(decodeJwt(rotated.json().access_token).header.kid, kid, 'signed by the same key')
+})
+
+t.test('a server restarted without persistence: users must sign in again, signed tokens still verify', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => { await server.stop() })
+  const { app, redis, prefix } = await faultyApp(t, server, { KEYRING_RELOAD_INTERVAL: '1s' })
+  const user = await register(app, 'forgotten')
+  const tokens = await login(app, 'forgotten', user.password)
+  const secret = await redis.get(`${prefix}refresh-token-secret`)
+  const jwksBefore = (await app.inject('/.well-known/jwks.json')).json()
+
+  server.kill('SIGKILL')
+  await server.restart()
+  await waitUntilReady(app)
+
+  const spent = await refresh(app, tokens.refresh_token)
+  t.equal(spent.statusCode, 400, 'the session is gone')
+  t.equal(spent.json().error, 'invalid_grant')
+  const again = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'forgotten', password: user.password } })
+  t.equal(again.json().error, 'invalid_grant', 'and so is the account: nothing was persisted')
+  t.equal((await app.inject({ url: '/sessions', headers: bearer(tokens.access_token) })).statusCode, 401, 'the auth-service honours only live sessions')
+
+  // The instance writes back what it holds, so tokens signed before stay verifiable and instances keep agreeing.
+  await until('the keyring written back', async () => await redis.exists(`${prefix}signing-keys`) === 1 && await redis.exists(`${prefix}refresh-token-secret`) === 1)
+  t.equal(await redis.get(`${prefix}refresh-token-secret`), secret, 'the same refresh-token secret')
+  const jwks = (await app.inject('/.well-known/jwks.json')).json()
+  t.same(jwks, jwksBefore, 'the same published keys')
+  const { payload } = await jwtVerify(tokens.access_token, createLocalJWKSet(jwks), { issuer: 'http://127.0.0.1:3001', audience: 'baton-api' })
+  t.equal(payload.sub, user.id, 'an access token signed before the loss verifies at a stateless verifier')
+
+  // A second instance started now shares the restored secret: its refreshes accept the first one's tokens.
+  const other = await buildApp(loadConfig({ REDIS_URL: server.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent' }))
+  t.teardown(async () => { await other.close() })
+  await other.ready()
+  const back = await register(app, 'forgotten')
+  const fresh = await login(app, 'forgotten', back.password)
+  const elsewhere = await refresh(other, fresh.refresh_token)
+  t.equal(elsewhere.statusCode, 200, 'the other instance rotates it')
+  t.equal(decodeJwt(elsewhere.json().access_token).header.kid, decodeJwt(tokens.access_token).header.kid, 'with the same signing key')
+})
+
+t.test('pointed at a read-only replica: every write is a 503 with Retry-After, never a 500; recovers once promoted', async (t) => {
+  const primary = await startRedis()
+  t.teardown(async () => { await primary.stop() })
+  const replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(primary.port)] })
+  t.teardown(async () => { await replica.stop() })
+  const { app, prefix } = await faultyApp(t, primary)
+  const user = await register(app, 'replicated')
+  const tokens = await login(app, 'replicated', user.password)
+  await until('the replica in sync', async () => /master_link_status:up/.test(String(await redisCommand(replica.port, ['INFO', 'replication']))) &&
+    await redisCommand(replica.port, ['EXISTS', `${prefix}signing-keys`]) === 1)
+
+  const onReplica = await buildApp(loadConfig({ REDIS_URL: replica.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent', REDIS_COMMAND_TIMEOUT: '500' }))
+  t.teardown(async () => { await onReplica.close() })
+  await onReplica.ready()
+  await until('keys read from the replica', async () => onReplica.keyring.ready())
+  const ready = await onReplica.inject('/readyz')
+  t.equal(ready.statusCode, 503, 'not ready: it cannot write')
+  t.match(ready.json().checks.redis, /read-only/)
+
+  unavailable(t, await onReplica.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'replicated', password: user.password } }), 'login')
+  unavailable(t, await refresh(onReplica, tokens.refresh_token), 'refresh')
+  unavailable(t, await onReplica.inject({ method: 'POST', url: '/users', payload: { username: 'newcomer', password: 'correct horse battery' } }), 'registration')
+  unavailable(t, await onReplica.inject({ method: 'POST', url: '/oauth/revoke', payload: { token: tokens.refresh_token } }), 'revocation')
+  unavailable(t, await onReplica.inject({ method: 'DELETE', url: '/sessions', headers: bearer(tokens.access_token) }), 'log out everywhere')
+  // Listing prunes expired entries as it reads, so it is a write too; the token itself verified (a read).
+  unavailable(t, await onReplica.inject({ url: '/sessions', headers: bearer(tokens.access_token) }), 'the session list')
+  t.equal((await onReplica.inject('/.well-known/jwks.json')).statusCode, 200, 'the keys are served from what was read')
+
+  // Failover: the replica becomes the primary; the same instance serves writes without a restart.
+  t.equal(await redisCommand(replica.port, ['REPLICAOF', 'NO', 'ONE']), 'OK')
+  await waitUntilReady(onReplica)
+  t.equal((await refresh(onReplica, tokens.refresh_token)).statusCode, 200, 'the refresh token survived the failover')
+})
+
+t.test('a refresh timed out on a paused server never takes effect later, however long the client retries', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => { await server.stop() })
+  // A short grace window: retries during the pause outlast it, as a longer outage would outlast 10 s.
+  const { app, redis, prefix } = await faultyApp(t, server, { REFRESH_REUSE_GRACE: '1s' })
+  const user = await register(app, 'patient')
+  const tokens = await login(app, 'patient', user.password)
+  const sid = decodeJwt(tokens.access_token).payload.sid as string
+  const session = `${prefix}user:{${user.id}}:session:${sid}`
+
+  server.pause()
+  t.teardown(() => { server.resume() })
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const [response, ms] = await timed(async () => await refresh(app, tokens.refresh_token))
+    unavailable(t, response, `retry ${attempt} during the pause`)
+    t.ok(ms < 1500, `answered in ${ms} ms`)
+    await sleep(300)
+  }
+  t.equal((await app.inject('/readyz')).statusCode, 503, 'unready while paused')
+  server.resume()
+  // Redis now runs the four rotations it was sent: each is past its deadline and refuses.
+  await waitUntilReady(app)
+  t.equal((await app.inject('/readyz')).statusCode, 200, 'ready again, without a restart')
+  t.equal(await redis.hget(session, 'gen'), '1', 'no rotation was applied after its 503')
+
+  const retried = await refresh(app, tokens.refresh_token)
+  t.equal(retried.statusCode, 200, 'the next retry rotates as if nothing happened')
+  t.equal((await refresh(app, retried.json().refresh_token)).statusCode, 200, 'and the session lives on')
+  t.notMatch((await app.inject('/metrics')).body, /baton_auth_refresh_reuse_detected_total [1-9]/, 'no reuse was detected')
+})
+
+t.test('a rotation done by Redis whose reply came too late: the retry gets the same successor', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => { await server.stop() })
+  const { app } = await faultyApp(t, server)
+  const user = await register(app, 'stalled')
+  const tokens = await login(app, 'stalled', user.password)
+
+  // The command reaches Redis and runs; this process stalls past its timeout before reading the reply.
+  onScript(app, 'rotate-refresh.lua', () => { stall(700) }, { after: true })
+  unavailable(t, await refresh(app, tokens.refresh_token), 'the refresh')
+  const retried = await refresh(app, tokens.refresh_token)
+  t.equal(retried.statusCode, 200, 'the retry of the old token is a race absorbed, not theft')
+  t.match((await app.inject('/metrics')).body, /baton_auth_refresh_races_absorbed_total 1/)
+  t.equal((await refresh(app, retried.json().refresh_token)).statusCode, 200, 'its successor is the session\'s current token')
+})
+
+t.test('a login whose session write timed out returns no token and leaves no session', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => { await server.stop() })
+  const { app, redis, prefix } = await faultyApp(t, server)
+  const user = await register(app, 'unlucky')
+
+  onScript(app, 'create-session.lua', () => { server.pause() })
+  t.teardown(() => { server.resume() })
+  unavailable(t, await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'unlucky', password: user.password } }), 'the login')
+  server.resume()
+  await waitUntilReady(app)
+  t.equal(await redis.zcard(`${prefix}user:{${user.id}}:sessions`), 0, 'the late session write refused: no session nobody holds a token for')
+  t.equal((await login(app, 'unlucky', user.password)).token_type, 'Bearer', 'logging in again works')
+})
+
+t.test('no offline queue and no resend: a write reported failed stays undone', async (t) => {
+  const server = await startRedis({ appendonly: true })
+  t.teardown(async () => { await server.stop() })
+  const { app, redis, prefix } = await faultyApp(t, server)
+  const user = await register(app, 'logout')
+  const tokens = await login(app, 'logout', user.password)
+  const sid = decodeJwt(tokens.access_token).payload.sid as string
+
+  // Connection refused: nothing is queued for later.
+  server.kill('SIGKILL')
+  await sleep(100)
+  unavailable(t, await app.inject({ method: 'DELETE', url: `/sessions/${sid}`, headers: bearer(tokens.access_token) }), 'logout with Redis down')
+  await server.restart()
+  await waitUntilReady(app)
+  t.equal(await redis.exists(`${prefix}user:{${user.id}}:session:${sid}`), 1, 'the logout was not replayed on reconnect')
+
+  // Sent, unanswered, and the server dies: the reconnect does not send it again.
+  server.pause()
+  unavailable(t, await app.inject({ method: 'DELETE', url: `/sessions/${sid}`, headers: bearer(tokens.access_token) }), 'logout with Redis paused')
+  server.kill('SIGKILL')
+  await server.restart()
+  await waitUntilReady(app)
+  t.equal(await redis.exists(`${prefix}user:{${user.id}}:session:${sid}`), 1, 'the unanswered logout was not resent')
+  t.equal((await app.inject({ method: 'DELETE', url: `/sessions/${sid}`, headers: bearer(tokens.access_token) })).statusCode, 204, 'the user\'s retry logs out')
+})

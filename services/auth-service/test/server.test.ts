@@ -2,11 +2,12 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '@baton/test-redis'
-import { sharedRedis } from './helper.js'
+import { buildApp, loadConfig } from '../src/app.js'
+import { sharedRedis, refresh } from './helper.js'
 
 const SERVER = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 
-function run (env: Record<string, string>): { exited: Promise<{ code: number | null, stderr: string }>, kill: (signal: NodeJS.Signals) => void, logged: (pattern: RegExp) => Promise<void> } {
+function run (env: Record<string, string>): { exited: Promise<{ code: number | null, stderr: string }>, kill: (signal: NodeJS.Signals) => void, logged: (pattern: RegExp, times?: number) => Promise<void> } {
   const child = spawn(process.execPath, [SERVER], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   let stdout = ''
@@ -15,8 +16,9 @@ function run (env: Record<string, string>): { exited: Promise<{ code: number | n
   return {
     exited: new Promise((resolve) => child.once('exit', (code) => { resolve({ code, stderr }) })),
     kill: (signal) => child.kill(signal),
-    logged: async (pattern) => {
-      while (!pattern.test(stdout)) await new Promise((resolve) => setTimeout(resolve, 2))
+    logged: async (pattern, times = 1) => {
+      const global = new RegExp(pattern.source, 'g')
+      while ((stdout.match(global)?.length ?? 0) < times) await new Promise((resolve) => setTimeout(resolve, 2))
     }
   }
 }
@@ -47,4 +49,83 @@ t.test('SIGTERM: finishes in-flight requests, closes Redis, exits 0', async (t) 
   t.equal(response.status, 201, `the in-flight request completed: ${await response.text()}`)
   const { code } = await server.exited
   t.equal(code, 0)
+})
+
+async function started (env: Record<string, string>): Promise<ReturnType<typeof run> & { base: string }> {
+  const port = await freePort()
+  const server = run({ PORT: String(port), LOG_LEVEL: 'info', ...env })
+  const base = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`${base}/readyz`).then((response) => response.ok, () => false)) return { ...server, base }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  server.kill('SIGKILL')
+  throw new Error('the service did not come up')
+}
+
+const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+
+t.test('SIGTERM with logins in flight: each completes with 200, new connections are refused', async (t) => {
+  const redis = await sharedRedis()
+  const server = await started({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'sigterm-logins:' })
+  const password = 'correct horse battery'
+  t.equal((await fetch(`${server.base}/users`, json({ username: 'slowpoke', password }))).status, 201)
+  const logins = Array.from({ length: 6 }, async () => await fetch(`${server.base}/oauth/token`, json({ grant_type: 'password', username: 'slowpoke', password })))
+  // All six accepted and hashing when the signal lands.
+  await server.logged(/"url":"\/oauth\/token"[^\n]*"msg":"incoming request"/, 6)
+  server.kill('SIGTERM')
+  const responses = await Promise.all(logins)
+  t.same(responses.map((response) => response.status), [200, 200, 200, 200, 200, 200], 'every login in flight finished')
+  for (const response of responses) t.type((await response.json()).refresh_token, 'string')
+  t.equal((await server.exited).code, 0)
+  await t.rejects(fetch(`${server.base}/healthz`), 'nothing listens any more')
+})
+
+t.test('SIGTERM amid concurrent refreshes: each rotation completed or left the old token valid', async (t) => {
+  const redis = await sharedRedis()
+  const prefix = 'sigterm-refresh:'
+  // The grace window outlasts the test: a rotation that ran but whose answer was lost is then retried safely.
+  const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, REFRESH_REUSE_GRACE: '60s' }
+  const server = await started(env)
+  const sessions = 40
+  const password = 'correct horse battery'
+  t.equal((await fetch(`${server.base}/users`, json({ username: 'tabs', password }))).status, 201)
+  const olds: string[] = []
+  for (let i = 0; i < sessions; i++) {
+    const response = await fetch(`${server.base}/oauth/token`, json({ grant_type: 'password', username: 'tabs', password }))
+    olds.push((await response.json()).refresh_token)
+  }
+
+  // Refreshes go out in a stream; SIGTERM lands while they are arriving.
+  const outcomes = olds.map(async (old, i) => {
+    await new Promise((resolve) => setTimeout(resolve, i))
+    try {
+      const response = await fetch(`${server.base}/oauth/token`, json({ grant_type: 'refresh_token', refresh_token: old }))
+      const body = await response.json().catch(() => ({}))
+      return { status: response.status, next: body.refresh_token as string | undefined }
+    } catch {
+      return { status: 0, next: undefined }
+    }
+  })
+  setTimeout(() => { server.kill('SIGTERM') }, sessions / 2)
+  const results = await Promise.all(outcomes)
+  t.equal((await server.exited).code, 0, 'exited 0')
+  t.ok(results.every(({ status }) => [200, 503, 0].includes(status)), `statuses: ${JSON.stringify(results.map(({ status }) => status))}`)
+  t.ok(results.some(({ status }) => status === 200), 'some rotations completed')
+
+  // A fresh instance judges every session by what Redis holds.
+  const fresh = await buildApp(loadConfig({ ...env, LOG_LEVEL: 'silent' }))
+  t.teardown(async () => { await fresh.close() })
+  await fresh.ready()
+  let completed = 0
+  let keptOld = 0
+  for (const [i, { status, next }] of results.entries()) {
+    const token = status === 200 ? next! : olds[i]!
+    const check = await refresh(fresh, token)
+    t.equal(check.statusCode, 200, `session ${i}: ${status === 200 ? 'the successor it was given' : 'its old token'} still works`)
+    if (status === 200) completed++
+    else keptOld++
+  }
+  t.equal(completed + keptOld, sessions)
+  t.comment(`${completed} rotations completed, ${keptOld} refused during shutdown with the old token still valid`)
 })

@@ -52,7 +52,7 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
     absoluteMs: config.SESSION_MAX_TTL * 1000,
     graceMs: config.REFRESH_REUSE_GRACE * 1000,
     maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
-  }, now, app.revocationFeed))
+  }, now, app.redisDeadline, app.revocationFeed))
   app.decorate('passwords', await createPasswordHasher({
     memoryKiB: config.ARGON2_MEMORY_KIB,
     iterations: config.ARGON2_ITERATIONS,
@@ -70,6 +70,6 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
     ipFailures: config.RATE_LIMIT_IP_FAILURES,
     failureWindowMs: config.RATE_LIMIT_FAILURE_WINDOW * 1000,
     ipAttemptsPerMinute: config.RATE_LIMIT_IP_ATTEMPTS
-  }))
+  }, app.redisDeadline))
   app.decorate('clients', new Map((config.CLIENTS.length > 0 ? config.CLIENTS : parseClients([])).map((client) => [client.client_id, client])))
 }, { name: 'baton-accounts', fastify: '5.x', dependencies: ['baton-redis', 'baton-keyring', 'baton-revocation-feed'] })

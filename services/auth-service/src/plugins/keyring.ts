@@ -57,8 +57,16 @@ export interface KeyringOptions {
   rotation?: RotationPolicy
 }
 
-async function loadRefreshSecret (redis: Redis, key: string): Promise<string> {
-  await storage(redis.set(key, randomBytes(32).toString('base64url'), 'NX'))
+/**
+ * The shared refresh-token secret: the stored one, else `held` (the one this
+ * instance already uses: Redis lost it) or a new one, written so that every
+ * instance reads the same.
+ */
+async function loadRefreshSecret (redis: Redis, key: string, held: string | undefined): Promise<string> {
+  // Read first: a read-only replica can still serve what it holds.
+  const stored = await storage(redis.get(key))
+  if (stored !== null) return stored
+  await storage(redis.set(key, held ?? randomBytes(32).toString('base64url'), 'NX'))
   const secret = await storage(redis.get(key))
   if (secret === null) throw new BatonError('BATON_UNAVAILABLE', 'refresh-token secret could not be stored')
   return secret
@@ -134,7 +142,12 @@ export const keyringPlugin = fp(async function keyring (app: FastifyInstance, op
   let syncing: Promise<void> | undefined
   let warnedFull = false
   async function syncOnce (): Promise<void> {
-    if (refreshSecret === undefined) refreshSecret = await loadRefreshSecret(app.redis, opts.refreshTokenSecretKey)
+    if (opts.refreshTokenSecret === undefined) {
+      // Read on every sync: should Redis lose it, the one held goes back before another instance makes up its own.
+      const held = refreshSecret
+      refreshSecret = await loadRefreshSecret(app.redis, opts.refreshTokenSecretKey, held)
+      if (held !== undefined && refreshSecret !== held) app.log.warn('the stored refresh-token secret changed; refresh tokens issued under the old one are refused')
+    }
     if (supplied !== undefined) return
     await loadKeyring()
     const now = opts.now()

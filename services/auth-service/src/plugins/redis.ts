@@ -1,8 +1,13 @@
-import { readFileSync } from 'node:fs'
+import { performance } from 'node:perf_hooks'
 import fp from 'fastify-plugin'
 import { Redis, type Result } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { BatonError } from '@baton/tokens'
+import { histogram, labelled } from '@baton/service-kit'
+import { defineLuaScripts, scriptName } from '../lua-scripts.js'
+import { RedisClock } from '../redis-clock.js'
+
+const CLOCK_SAMPLE_INTERVAL_MS = 5000
 
 const SCRIPTS = {
   batonCreateSession: { file: 'create-session.lua', keys: 2 },
@@ -36,21 +41,44 @@ declare module 'ioredis' {
 declare module 'fastify' {
   interface FastifyInstance {
     redis: Redis
+    /** The Redis time (ms) after which a write sent now must not run; scripts that take it refuse later. */
+    redisDeadline: () => number
   }
 }
 
-const LUA_DIR = new URL('../../lua/', import.meta.url)
-
 /** Registers every Lua script once; ioredis sends EVALSHA and falls back to EVAL after a restart. */
 export function defineScripts (client: Redis): void {
-  for (const [name, { file, keys }] of Object.entries(SCRIPTS)) {
-    if (name in client) continue
-    client.defineCommand(name, { numberOfKeys: keys, lua: readFileSync(new URL(file, LUA_DIR), 'utf8') })
+  defineLuaScripts(client, SCRIPTS)
+}
+
+interface SentCommand { name: string, args: unknown[], promise: Promise<unknown> }
+const timed = Symbol('baton.redis.timed')
+
+/**
+ * Observes every command's round trip, success or failure, into `observe`,
+ * labelled by command or script name. It wraps the client's `sendCommand`,
+ * through which every command, script and retry passes; a client already
+ * wrapped (shared by two apps) reports to the first only.
+ */
+export function timeCommands (client: Redis, observe: (label: string, seconds: number) => void): void {
+  const target = client as unknown as { sendCommand: (command: SentCommand, stream?: unknown) => unknown, [timed]?: true }
+  if (target[timed] === true) return
+  target[timed] = true
+  const send = target.sendCommand.bind(client)
+  target.sendCommand = (command, stream) => {
+    // Before sending: a script's first use on a connection turns EVALSHA into EVAL as it is written.
+    const label = command.name === 'evalsha' ? scriptName(command.args[0] as string) ?? 'evalsha' : command.name
+    const start = performance.now()
+    const result = send(command, stream)
+    const done = (): void => { observe(label, (performance.now() - start) / 1000) }
+    command.promise.then(done, done)
+    return result
   }
 }
 
 // Replies that mean "Redis cannot take this write now", not "the request is wrong".
-const TRANSIENT_REPLY = /^(READONLY|LOADING|OOM|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF)\b/
+// STALE: our own scripts, run after we stopped waiting (see RedisClock).
+const TRANSIENT_REPLY = /^(READONLY|LOADING|OOM|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF|STALE)\b/
 
 /**
  * Runs a Redis operation and turns any storage failure into a 503 that the
@@ -94,6 +122,21 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
   })
   defineScripts(client)
   app.decorate('redis', client)
+  const clock = new RedisClock(opts.commandTimeoutMs)
+  app.decorate('redisDeadline', () => clock.deadline())
+  // Measured again on every connection (it may be another server now) and now and then.
+  const sampleClock = (): void => { if (client.status === 'ready') clock.sample(client).catch(() => {}) }
+  client.on('ready', sampleClock)
+  if (client.status === 'ready') sampleClock()
+  const clockTimer = setInterval(sampleClock, CLOCK_SAMPLE_INTERVAL_MS).unref()
+  app.addHook('onClose', async () => { clearInterval(clockTimer); client.off('ready', sampleClock) })
+
+  if (app.hasDecorator('metrics')) {
+    const latency = histogram(app, 'baton_auth_redis_command_duration_seconds', 'Redis round trips as the service sees them, by command or script, failures and timeouts included',
+      ['command'], [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+    const byCommand = labelled(latency)
+    timeCommands(client, (label, seconds) => { byCommand(label).observe(seconds) })
+  }
 
   let lastErrorLog = 0
   client.on('error', (error: Error) => {
@@ -107,8 +150,11 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
 
   app.addReadinessCheck('redis', async () => {
     if (client.status !== 'ready') return `redis is ${client.status}`
-    await client.ping()
-    return undefined
+    // A replica answers reads but refuses every write: not ready to serve logins or refreshes.
+    // (A cluster client would ask any node; it routes writes to masters itself.)
+    if (client.isCluster) return await client.ping() === 'PONG' ? undefined : 'redis did not answer PING'
+    const [role] = await client.role() as [string, ...unknown[]]
+    return role === 'master' ? undefined : `redis is a read-only ${role}`
   })
 
   if (opts.client === undefined) {

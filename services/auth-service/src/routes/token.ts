@@ -4,7 +4,8 @@ import { Type, type Static } from 'typebox'
 import { BatonError, ErrorResponseSchema, TokenResponseSchema, formatScope, isSubsetOf, parseScope, type TokenResponse } from '@baton/tokens'
 import { authenticateClient } from '../client-auth.js'
 import type { ClientConfig, GrantType } from '../clients.js'
-import type { RequestContext, SessionTokens } from '../session-store.js'
+import type { RequestContext, RotateOutcome, SessionTokens } from '../session-store.js'
+import type { RefreshOutcome } from '../auth-metrics.js'
 import { admitted, audit } from '../audit.js'
 
 const field = (maxLength: number, description: string) => Type.Optional(Type.String({ maxLength, description }))
@@ -21,6 +22,17 @@ const TokenRequestSchema = Type.Object({
 type TokenRequest = Static<typeof TokenRequestSchema>
 
 const INVALID_CREDENTIALS = 'invalid username or password'
+
+const REFRESH_OUTCOMES: Record<RotateOutcome['outcome'], RefreshOutcome> = {
+  rotated: 'rotated',
+  replayed: 'race_absorbed',
+  reused: 'reuse_detected',
+  expired: 'expired',
+  invalid_scope: 'invalid_scope',
+  malformed: 'invalid',
+  unknown: 'invalid',
+  wrong_client: 'invalid'
+}
 
 export function requestContext (request: FastifyRequest, client: ClientConfig): RequestContext {
   const userAgent = request.headers['user-agent']
@@ -43,8 +55,11 @@ function noStore (reply: FastifyReply): FastifyReply {
 export default async function tokenRoutes (app: FastifyInstance): Promise<void> {
   const server = app.withTypeProvider<TypeBoxTypeProvider>()
 
-  function tokenResponse (tokens: SessionTokens, client: ClientConfig, scope: string): TokenResponse {
+  // A retry inside the grace window gets a new access token but the successor already issued.
+  function tokenResponse (grant: GrantType, tokens: SessionTokens, client: ClientConfig, scope: string, newRefreshToken = true): TokenResponse {
     const access = app.accessTokens.issue({ sub: tokens.uid, clientId: client.client_id, scope, sid: tokens.sid, username: tokens.username })
+    app.authMetrics.issued(grant, 'access_token')
+    if (newRefreshToken) app.authMetrics.issued(grant, 'refresh_token')
     return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, refresh_token: tokens.refreshToken, scope }
   }
 
@@ -68,7 +83,7 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     const scope = formatScope(grantScope(body.scope, allowed))
     const session = await app.sessions.create({ uid: user.id, username: user.username, scope }, requestContext(request, client))
     audit(request, 'login.succeeded', { user: user.id, sid: session.sid, client_id: client.client_id, sessions_evicted: session.evicted.length })
-    return tokenResponse(session, client, scope)
+    return tokenResponse('password', session, client, scope)
   }
 
   async function refreshGrant (request: FastifyRequest, body: TokenRequest, client: ClientConfig): Promise<TokenResponse> {
@@ -81,11 +96,12 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     }
     const context = requestContext(request, client)
     const result = await app.sessions.rotate(body.refresh_token, context, requested)
+    app.authMetrics.refreshed(REFRESH_OUTCOMES[result.outcome])
     switch (result.outcome) {
       case 'rotated':
       case 'replayed':
         if (result.outcome === 'replayed') audit(request, 'refresh.race_absorbed', { user: result.uid, sid: result.sid, client_id: client.client_id })
-        return tokenResponse(result, client, requested === '' ? result.scope : requested)
+        return tokenResponse('refresh_token', result, client, requested === '' ? result.scope : requested, result.outcome === 'rotated')
       case 'reused':
         audit(request, 'refresh.reuse_detected', { user: result.uid, sid: result.sid, client_id: client.client_id })
         audit(request, 'session.revoked', { user: result.uid, sid: result.sid, client_id: client.client_id, reason: 'refresh_token_reuse' })
@@ -102,6 +118,7 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
   function clientCredentialsGrant (body: TokenRequest, client: ClientConfig): TokenResponse {
     const scope = formatScope(grantScope(body.scope, client.scope ?? []))
     const access = app.accessTokens.issue({ sub: client.client_id, clientId: client.client_id, scope })
+    app.authMetrics.issued('client_credentials', 'access_token')
     return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope }
   }
 
