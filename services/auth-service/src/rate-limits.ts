@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import ipaddr from 'ipaddr.js'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import { BatonError } from '@baton/tokens'
 import type { RedisKeys } from './redis-keys.js'
 import { storage } from './plugins/redis.js'
@@ -67,11 +67,11 @@ function accountKeyPart (username: string): string {
  * locked account answers the right password exactly as a wrong one.
  */
 export class RateLimiter {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #settings: RateLimitSettings
 
-  constructor (redis: Redis, keys: RedisKeys, settings: RateLimitSettings) {
+  constructor (redis: RedisClient, keys: RedisKeys, settings: RateLimitSettings) {
     this.#redis = redis
     this.#keys = keys
     this.#settings = settings

@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import type { RedisKeys } from './redis-keys.js'
+import { BatonError } from '@baton/tokens'
 import { storage } from './plugins/redis.js'
 import { RefreshTokenCodec, isId, randomId, sealSuccessor, unsealSuccessor } from './refresh-token.js'
 
@@ -49,20 +50,22 @@ export interface SessionInfo {
 }
 
 const MAX_USER_AGENT = 256
+// A round adds what changed since the last; more than a few means a storm of logins for one user.
+const MAX_DECLARE_ROUNDS = 4
 
 /**
  * Sessions (refresh-token families) in Redis. Each state change is one Lua
  * script over keys that share the user's hash tag.
  */
 export class SessionStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #codec: () => RefreshTokenCodec
   readonly #lifetimes: SessionLifetimes
   readonly #now: () => number
 
   /** `codec` is a getter: the refresh-token secret may arrive from Redis after start-up. */
-  constructor (redis: Redis, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number) {
+  constructor (redis: RedisClient, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number) {
     this.#redis = redis
     this.#keys = keys
     this.#codec = codec
@@ -77,16 +80,18 @@ export class SessionStore {
     const issued = this.#codec().issue(session.uid, sid)
     const absoluteExpiry = now + this.#lifetimes.absoluteMs
     const expiry = Math.min(now + this.#lifetimes.idleMs, absoluteExpiry)
-    const evicted = await storage(this.#redis.batonCreateSession(
-      this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid),
-      sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, this.#keys.sessionPrefix(session.uid),
+    const fields = [
       'cur', issued.hash,
       'client_id', context.clientId,
       'scope', session.scope,
       'username', session.username,
       'user_agent', context.userAgent.slice(0, MAX_USER_AGENT),
       'ip', context.ip
-    ))
+    ]
+    const evicted = await this.#withDeclaredSessions(session.uid, [], async (declared) => await this.#redis.batonCreateSession(
+      2 + declared.length, this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid), ...this.#sessionKeys(session.uid, declared),
+      sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, declared.length, ...declared, ...fields
+    ).then(([status = '', ...sids]) => [status, sids] as const))
     return { uid: session.uid, sid, username: session.username, scope: session.scope, refreshToken: issued.token, evicted }
   }
 
@@ -177,11 +182,14 @@ export class SessionStore {
 
   /** Ends every session of the user but `keepSid`; returns the ended session ids. */
   async revokeAll (uid: string, keepSid = ''): Promise<string[]> {
-    return await storage(this.#redis.batonRevokeUserSessions(this.#keys.sessionIndex(uid), this.#keys.sessionPrefix(uid), keepSid))
+    return await this.#withDeclaredSessions(uid, [], async (declared) => await this.#redis.batonRevokeUserSessions(
+      1 + declared.length, this.#keys.sessionIndex(uid), ...this.#sessionKeys(uid, declared), keepSid, ...declared))
   }
 
   async list (uid: string): Promise<SessionInfo[]> {
-    const rows = await storage(this.#redis.batonListSessions(this.#keys.sessionIndex(uid), this.#keys.sessionPrefix(uid), this.#now()))
+    const now = this.#now()
+    const rows = await this.#withDeclaredSessions(uid, [], async (declared) => await this.#redis.batonListSessions(
+      1 + declared.length, this.#keys.sessionIndex(uid), ...this.#sessionKeys(uid, declared), now, ...declared)) as string[][]
     return rows.map(([id = '', createdAt = '0', lastUsedAt = '0', clientId = '', userAgent = '', ip = '']) => ({
       id,
       created_at: new Date(Number(createdAt)).toISOString(),
@@ -192,4 +200,25 @@ export class SessionStore {
     }))
   }
 
+  #sessionKeys (uid: string, sids: readonly string[]): string[] {
+    return sids.map((sid) => this.#keys.session(uid, sid))
+  }
+
+  /**
+   * Runs a script that walks a user's session index. A script may touch only
+   * the keys it declares (Redis Cluster checks), so it answers 'undeclared'
+   * with the sids it found, changing nothing, and runs again with them
+   * declared; only sessions created in between make a further round.
+   */
+  async #withDeclaredSessions<T> (uid: string, initial: readonly string[], run: (declared: string[]) => Promise<readonly [string, T]>): Promise<T> {
+    const declared = new Set(initial)
+    for (let round = 0; round < MAX_DECLARE_ROUNDS; round++) {
+      const [status, value] = await storage(run([...declared]))
+      if (status !== 'undeclared') return value
+      const found = value as unknown as string[]
+      // Bounded by the per-user maximum: an index holds no more sids than that (plus ones not yet expired).
+      for (const sid of found) if (isId(sid)) declared.add(sid)
+    }
+    throw new BatonError('BATON_UNAVAILABLE', `the sessions of user ${uid} kept changing; try again`, { headers: { 'retry-after': '1' } })
+  }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import { BatonError } from '@baton/tokens'
 import { storage } from './redis.js'
 import { parseSuppliedKeys, signingKeyFromPem, type PublishedKey, type SigningKey } from '../signing-key.js'
@@ -57,7 +57,7 @@ export interface KeyringOptions {
   rotation?: RotationPolicy
 }
 
-async function loadRefreshSecret (redis: Redis, key: string): Promise<string> {
+async function loadRefreshSecret (redis: RedisClient, key: string): Promise<string> {
   await storage(redis.set(key, randomBytes(32).toString('base64url'), 'NX'))
   const secret = await storage(redis.get(key))
   if (secret === null) throw new BatonError('BATON_UNAVAILABLE', 'refresh-token secret could not be stored')

@@ -1,15 +1,17 @@
 import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
-import { Redis, type Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { BatonError } from '@baton/tokens'
+import { createRedisClient, isClusterClient, type RedisClient, type RedisTarget } from '@baton/service-kit'
 
 const SCRIPTS = {
-  batonCreateSession: { file: 'create-session.lua', keys: 2 },
+  // Any number of keys (the caller passes the count first): they declare the sessions the script may end.
+  batonCreateSession: { file: 'create-session.lua', keys: undefined },
   batonRotateRefresh: { file: 'rotate-refresh.lua', keys: 2 },
   batonRevokeSession: { file: 'revoke-session.lua', keys: 2 },
-  batonRevokeUserSessions: { file: 'revoke-user-sessions.lua', keys: 1 },
-  batonListSessions: { file: 'list-sessions.lua', keys: 1 },
+  batonRevokeUserSessions: { file: 'revoke-user-sessions.lua', keys: undefined },
+  batonListSessions: { file: 'list-sessions.lua', keys: undefined },
   batonChangePassword: { file: 'change-password.lua', keys: 1 },
   batonTokenStatus: { file: 'token-status.lua', keys: 2 },
   // Any number of keys: the caller passes the count first.
@@ -20,11 +22,11 @@ type Arg = string | number
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    batonCreateSession: (session: string, index: string, ...args: Arg[]) => Result<string[], Context>
+    batonCreateSession: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<string[], Context>
     batonRotateRefresh: (session: string, index: string, ...args: Arg[]) => Result<string[], Context>
     batonRevokeSession: (session: string, index: string, sid: string, clientId: string) => Result<number, Context>
-    batonRevokeUserSessions: (index: string, sessionPrefix: string, keepSid: string) => Result<string[], Context>
-    batonListSessions: (index: string, sessionPrefix: string, now: Arg) => Result<string[][], Context>
+    batonRevokeUserSessions: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[string, string[]], Context>
+    batonListSessions: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[string, string[] | string[][]], Context>
     batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg) => Result<number, Context>
     batonTokenStatus: (session: string, revokedToken: string, now: Arg, hasSession: '0' | '1') => Result<number, Context>
     batonRateLimit: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[number, number], Context>
@@ -33,14 +35,14 @@ declare module 'ioredis' {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    redis: Redis
+    redis: RedisClient
   }
 }
 
 const LUA_DIR = new URL('../../lua/', import.meta.url)
 
 /** Registers every Lua script once; ioredis sends EVALSHA and falls back to EVAL after a restart. */
-export function defineScripts (client: Redis): void {
+export function defineScripts (client: RedisClient): void {
   for (const [name, { file, keys }] of Object.entries(SCRIPTS)) {
     if (name in client) continue
     client.defineCommand(name, { numberOfKeys: keys, lua: readFileSync(new URL(file, LUA_DIR), 'utf8') })
@@ -68,30 +70,24 @@ export async function storage<T> (operation: Promise<T>): Promise<T> {
 }
 
 export interface RedisPluginOptions {
-  url: string
+  /** A URL, a cluster's seed nodes or Sentinels (see `readRedisTarget`). */
+  target: RedisTarget | string
   commandTimeoutMs: number
   /** A client the caller owns (and closes); the plugin only defines its scripts on it. */
-  client?: Redis
+  client?: RedisClient
 }
 
 /**
- * The Redis connection, set to fail fast: no offline queue, no silent
- * resends, a command timeout, and a reconnect loop that never gives up.
- * A request that meets Redis down gets a 503 within the timeout, and the
- * service recovers by itself once Redis is back.
+ * The Redis connection (one server, a Sentinel-watched master or a Redis
+ * Cluster), set to fail fast by `createRedisClient`. A request that meets
+ * Redis down, or a cluster mid-failover, gets a 503 within the timeout, and
+ * the service recovers by itself once Redis is back.
  */
 export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: RedisPluginOptions) {
-  const client = opts.client ?? new Redis(opts.url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    commandTimeout: opts.commandTimeoutMs,
-    connectTimeout: Math.max(opts.commandTimeoutMs, 1000),
-    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000)
-  })
+  const client = opts.client ?? createRedisClient(opts.target, { commandTimeoutMs: opts.commandTimeoutMs })
   defineScripts(client)
-  app.decorate('redis', client)
+  // A getter: fastify's decorate type distributes over the Redis | Cluster union and refuses a plain value.
+  app.decorate('redis', { getter: () => client })
 
   let lastErrorLog = 0
   client.on('error', (error: Error) => {
@@ -105,6 +101,12 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
 
   app.addReadinessCheck('redis', async () => {
     if (client.status !== 'ready') return `redis is ${client.status}`
+    if (isClusterClient(client)) {
+      // A cluster client stays ready while a master is down; the cluster itself knows better.
+      const info = await client.cluster('INFO')
+      const state = /^cluster_state:(\w+)/m.exec(info)?.[1]
+      return state === 'ok' ? undefined : `redis cluster is ${state ?? 'unknown'}`
+    }
     await client.ping()
     return undefined
   })
