@@ -180,11 +180,15 @@ export function createRedisClient (target: RedisTarget | string, options: RedisC
         // Writes only: a replica may lag behind a rotation it has not seen yet.
         scaleReads: 'master',
         redisOptions: { ...auth(resolved), ...perConnection },
-        // Let the command timeout, not a retry loop, bound how long a caller waits.
         maxRedirections: 16,
-        retryDelayOnFailover: 100,
-        retryDelayOnClusterDown: 100,
-        retryDelayOnTryAgain: 100,
+        // No delayed resends: a command still queued when its caller timed
+        // out (503) would run later, after the client moved on, and a spent
+        // refresh token arriving late reads as theft. A redirect (MOVED/ASK)
+        // is still followed at once; a dead master's slot fails fast until
+        // the slot map names its promoted replica.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        retryDelayOnTryAgain: 0,
         slotsRefreshTimeout: Math.max(timeout, 1000),
         // Notice a promoted replica even when no command is redirected.
         slotsRefreshInterval: 2000,

@@ -11,6 +11,8 @@ export interface Config extends CommonConfig {
   REDIS: RedisTarget
   /** Milliseconds a Redis command may take before the request fails with 503. */
   REDIS_COMMAND_TIMEOUT: number
+  /** Replicas that must hold a session write (WAIT) before a token is handed out; 0: the master's word. */
+  REDIS_WAIT_REPLICAS: number
   ACCESS_TOKEN_TTL: number
   REFRESH_TOKEN_TTL: number
   SESSION_MAX_TTL: number
@@ -61,6 +63,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     REDIS_URL: read.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     REDIS: readRedisTarget(read),
     REDIS_COMMAND_TIMEOUT: read.int('REDIS_COMMAND_TIMEOUT', 1000, 50, 60_000),
+    REDIS_WAIT_REPLICAS: read.int('REDIS_WAIT_REPLICAS', 0, 0, 16),
     ACCESS_TOKEN_TTL: read.duration('ACCESS_TOKEN_TTL', '15m', 10, 86_400),
     REFRESH_TOKEN_TTL: refreshIdle,
     SESSION_MAX_TTL: read.duration('SESSION_MAX_TTL', '90d', 60),

@@ -1,7 +1,8 @@
+import type { ChainableCommander } from 'ioredis'
 import type { RedisClient } from '@baton/service-kit'
 import type { RedisKeys } from './redis-keys.js'
 import { BatonError } from '@baton/tokens'
-import { storage } from './plugins/redis.js'
+import { replicatedWrite, storage, type Replication } from './plugins/redis.js'
 import { RefreshTokenCodec, isId, randomId, sealSuccessor, unsealSuccessor } from './refresh-token.js'
 
 export interface SessionLifetimes {
@@ -63,9 +64,14 @@ export class SessionStore {
   readonly #codec: () => RefreshTokenCodec
   readonly #lifetimes: SessionLifetimes
   readonly #now: () => number
+  readonly #replication: Replication
 
-  /** `codec` is a getter: the refresh-token secret may arrive from Redis after start-up. */
-  constructor (redis: RedisClient, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number) {
+  /**
+   * `codec` is a getter: the refresh-token secret may arrive from Redis after start-up.
+   * `replication`: how many replicas must hold a session write before a token is handed out.
+   */
+  constructor (redis: RedisClient, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number, replication: Replication = { replicas: 0, timeoutMs: 0 }) {
+    this.#replication = replication
     this.#redis = redis
     this.#keys = keys
     this.#codec = codec
@@ -88,10 +94,10 @@ export class SessionStore {
       'user_agent', context.userAgent.slice(0, MAX_USER_AGENT),
       'ip', context.ip
     ]
-    const evicted = await this.#withDeclaredSessions(session.uid, [], async (declared) => await this.#redis.batonCreateSession(
+    const evicted = await this.#withDeclaredSessions(session.uid, [], async (declared) => await this.#write<string[]>((redis) => redis.batonCreateSession(
       2 + declared.length, this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid), ...this.#sessionKeys(session.uid, declared),
       sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, declared.length, ...declared, ...fields
-    ).then(([status = '', ...sids]) => [status, sids] as const))
+    )).then(([status = '', ...sids]) => [status, sids] as const))
     return { uid: session.uid, sid, username: session.username, scope: session.scope, refreshToken: issued.token, evicted }
   }
 
@@ -107,7 +113,7 @@ export class SessionStore {
     const { uid, sid } = presented
     const successor = codec.issue(uid, sid)
     const sealed = sealSuccessor(successor.token, presented.secret, sid)
-    const reply = await storage(this.#redis.batonRotateRefresh(
+    const reply = await this.#write<string[]>((redis) => redis.batonRotateRefresh(
       this.#keys.session(uid, sid), this.#keys.sessionIndex(uid),
       presented.hash, successor.hash, sealed, this.#now(),
       this.#lifetimes.idleMs, this.#lifetimes.graceMs, context.clientId, sid,
@@ -130,7 +136,7 @@ export class SessionStore {
 
   async revoke (uid: string, sid: string): Promise<boolean> {
     if (!isId(uid) || !isId(sid)) return false
-    return await storage(this.#redis.batonRevokeSession(this.#keys.session(uid, sid), this.#keys.sessionIndex(uid), sid, '')) === 1
+    return await this.#write<number>((redis) => redis.batonRevokeSession(this.#keys.session(uid, sid), this.#keys.sessionIndex(uid), sid, '')) === 1
   }
 
   /**
@@ -140,7 +146,7 @@ export class SessionStore {
   async revokeByRefreshToken (refreshToken: string, clientId: string): Promise<{ outcome: 'revoked' | 'not_found' | 'other_client', uid?: string, sid?: string }> {
     const parsed = this.#codec().parse(refreshToken)
     if (parsed === undefined) return { outcome: 'not_found' }
-    const result = await storage(this.#redis.batonRevokeSession(this.#keys.session(parsed.uid, parsed.sid), this.#keys.sessionIndex(parsed.uid), parsed.sid, clientId))
+    const result = await this.#write<number>((redis) => redis.batonRevokeSession(this.#keys.session(parsed.uid, parsed.sid), this.#keys.sessionIndex(parsed.uid), parsed.sid, clientId))
     const outcome = result === 1 ? 'revoked' : result === -1 ? 'other_client' : 'not_found'
     return { outcome, uid: parsed.uid, sid: parsed.sid }
   }
@@ -149,7 +155,7 @@ export class SessionStore {
   async revokeAccessToken (sub: string, jti: string, expSeconds: number, skewSeconds: number): Promise<void> {
     const ttl = expSeconds * 1000 + skewSeconds * 1000 - this.#now()
     if (ttl <= 0) return
-    await storage(this.#redis.set(this.#keys.revokedToken(sub, jti), '1', 'PX', ttl))
+    await this.#write((redis) => redis.set(this.#keys.revokedToken(sub, jti), '1', 'PX', ttl))
   }
 
   /** Whether an access token is still honoured: its session lives and it is not revoked. One round trip. */
@@ -182,14 +188,14 @@ export class SessionStore {
 
   /** Ends every session of the user but `keepSid`; returns the ended session ids. */
   async revokeAll (uid: string, keepSid = ''): Promise<string[]> {
-    return await this.#withDeclaredSessions(uid, [], async (declared) => await this.#redis.batonRevokeUserSessions(
-      1 + declared.length, this.#keys.sessionIndex(uid), ...this.#sessionKeys(uid, declared), keepSid, ...declared))
+    return await this.#withDeclaredSessions(uid, [], async (declared) => await this.#write<[string, string[]]>((redis) => redis.batonRevokeUserSessions(
+      1 + declared.length, this.#keys.sessionIndex(uid), ...this.#sessionKeys(uid, declared), keepSid, ...declared)))
   }
 
   async list (uid: string): Promise<SessionInfo[]> {
     const now = this.#now()
-    const rows = await this.#withDeclaredSessions(uid, [], async (declared) => await this.#redis.batonListSessions(
-      1 + declared.length, this.#keys.sessionIndex(uid), ...this.#sessionKeys(uid, declared), now, ...declared)) as string[][]
+    const rows = await this.#withDeclaredSessions(uid, [], async (declared) => await storage(this.#redis.batonListSessions(
+      1 + declared.length, this.#keys.sessionIndex(uid), ...this.#sessionKeys(uid, declared), now, ...declared))) as string[][]
     return rows.map(([id = '', createdAt = '0', lastUsedAt = '0', clientId = '', userAgent = '', ip = '']) => ({
       id,
       created_at: new Date(Number(createdAt)).toISOString(),
@@ -198,6 +204,11 @@ export class SessionStore {
       user_agent: userAgent,
       ip
     }))
+  }
+
+  /** A session write: counted once the configured number of replicas hold it. */
+  async #write<T> (write: (redis: RedisClient | ChainableCommander) => unknown): Promise<T> {
+    return await replicatedWrite<T>(this.#redis, this.#replication, write)
   }
 
   #sessionKeys (uid: string, sids: readonly string[]): string[] {
@@ -213,7 +224,7 @@ export class SessionStore {
   async #withDeclaredSessions<T> (uid: string, initial: readonly string[], run: (declared: string[]) => Promise<readonly [string, T]>): Promise<T> {
     const declared = new Set(initial)
     for (let round = 0; round < MAX_DECLARE_ROUNDS; round++) {
-      const [status, value] = await storage(run([...declared]))
+      const [status, value] = await run([...declared])
       if (status !== 'undeclared') return value
       const found = value as unknown as string[]
       // Bounded by the per-user maximum: an index holds no more sids than that (plus ones not yet expired).

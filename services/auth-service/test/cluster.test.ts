@@ -14,6 +14,8 @@ t.test('the token lifecycle on a Redis Cluster', async (t) => {
   const { app, redis, prefix } = await setup(t, {
     CLIENTS,
     MAX_SESSIONS_PER_USER: '3',
+    // As production should run it: a token is handed out only once a replica holds its session.
+    REDIS_WAIT_REPLICAS: '1',
     RATE_LIMIT_ACCOUNT_FAILURES: '2',
     KEY_ROTATION_INTERVAL: '0',
     JWKS_MAX_AGE: '5',
@@ -152,4 +154,15 @@ t.test('the token lifecycle on a Redis Cluster', async (t) => {
     for (const [uid, slots] of slotsByUser) t.equal(slots.size, 1, `the keys of ${uid} sit in one slot`)
     t.ok(masters.size >= 2, `the users' keys live on ${masters.size} masters`)
   })
+})
+
+t.test('REDIS_WAIT_REPLICAS beyond the replicas there are: no token is handed out', async (t) => {
+  const { app } = await setup(t, { REDIS_WAIT_REPLICAS: '2', REDIS_COMMAND_TIMEOUT: '400' }, { backend: 'cluster' })
+  const user = await register(app, 'ada')
+  const started = Date.now()
+  const response = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'ada', password: user.password } })
+  t.equal(response.statusCode, 503, 'each master has one replica, not two')
+  t.equal(response.json().error, 'temporarily_unavailable')
+  t.notOk('refresh_token' in response.json(), 'no token')
+  t.ok(Date.now() - started < 2000, 'within the command timeout (and the password hash)')
 })

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
-import type { Result } from 'ioredis'
+import type { ChainableCommander, Result } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { BatonError } from '@baton/tokens'
 import { createRedisClient, isClusterClient, type RedisClient, type RedisTarget } from '@baton/service-kit'
@@ -50,7 +50,9 @@ export function defineScripts (client: RedisClient): void {
 }
 
 // Replies that mean "Redis cannot take this write now", not "the request is wrong".
-const TRANSIENT_REPLY = /^(READONLY|LOADING|OOM|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF)\b/
+// MOVED and ASK reach the caller only when a redirect could not be followed
+// (a pipeline mid-failover): the slot map is being refreshed.
+const TRANSIENT_REPLY = /^(READONLY|LOADING|OOM|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF|MOVED|ASK)\b/
 
 /**
  * Runs a Redis operation and turns any storage failure into a 503 that the
@@ -62,11 +64,41 @@ export async function storage<T> (operation: Promise<T>): Promise<T> {
   } catch (error) {
     const name = (error as Error).name
     const message = (error as Error).message ?? ''
-    if (name !== 'ReplyError' || TRANSIENT_REPLY.test(message)) {
-      throw new BatonError('BATON_UNAVAILABLE', 'storage is temporarily unavailable', { headers: { 'retry-after': '1' }, cause: error })
-    }
+    if (name !== 'ReplyError' || TRANSIENT_REPLY.test(message)) throw unavailable(error)
     throw error
   }
+}
+
+function unavailable (cause: unknown): BatonError {
+  return new BatonError('BATON_UNAVAILABLE', 'storage is temporarily unavailable', { headers: { 'retry-after': '1' }, cause })
+}
+
+/** How many replicas must hold a write before its result counts (0: the master's word is enough). */
+export interface Replication {
+  replicas: number
+  /** How long WAIT may take (ms). */
+  timeoutMs: number
+}
+
+/**
+ * Runs one write through {@link storage}. With `replicas` > 0, a WAIT follows
+ * it on the same connection, and the result counts only once that many
+ * replicas hold the write: a failover cannot then lose a token a client was
+ * given. Fewer in time: 503; the write stays on the master, so a retry finds it.
+ */
+export async function replicatedWrite<T> (client: RedisClient, replication: Replication, write: (commander: RedisClient | ChainableCommander) => unknown): Promise<T> {
+  if (replication.replicas === 0) return await storage(write(client) as Promise<T>)
+  // A cluster pipeline sent before the first slot map would wait for one: fail fast instead.
+  if (client.status !== 'ready') throw unavailable(new Error(`redis is ${client.status}`))
+  const pipeline = client.pipeline()
+  write(pipeline)
+  pipeline.wait(replication.replicas, replication.timeoutMs)
+  const [[error, value] = [], [waitError, acknowledged] = []] = (await storage(pipeline.exec())) ?? []
+  if (error != null) await storage(Promise.reject(error))
+  if (waitError != null || typeof acknowledged !== 'number' || acknowledged < replication.replicas) {
+    throw unavailable(waitError ?? new Error(`the write reached ${String(acknowledged)} of ${replication.replicas} replicas in time`))
+  }
+  return value as T
 }
 
 export interface RedisPluginOptions {
