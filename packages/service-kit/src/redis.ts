@@ -169,9 +169,10 @@ export function createRedisClient (target: RedisTarget | string, options: RedisC
         sentinelCommandTimeout: timeout,
         // Ask the Sentinels again, forever, once every one of them failed to name a master.
         sentinelRetryStrategy: reconnectDelay,
-        retryStrategy: reconnectDelay,
-        // Subscribes to +switch-master: a promotion is followed at once, not at the next error.
-        failoverDetector: true
+        // Each reconnect asks the Sentinels for the master, so a promotion is found
+        // by the reconnect loop. (ioredis' failoverDetector would notice sooner,
+        // but its Sentinel subscriptions outlive quit() and keep the process alive.)
+        retryStrategy: reconnectDelay
       })
     case 'cluster': {
       const clusterOptions: ClusterOptions = {
