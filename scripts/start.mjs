@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The root `pnpm start`: runs the whole system for a developer.
 //
-//   1. Redis: the one at REDIS_URL (default redis://127.0.0.1:6379) if it
-//      answers; otherwise, for a loopback URL with redis-server installed, a
+//   1. Redis: the cluster or Sentinels that REDIS_CLUSTER_NODES or
+//      REDIS_SENTINELS name, as they are; else the one at REDIS_URL (default
+//      redis://127.0.0.1:6379) if it answers; otherwise, for a loopback URL with redis-server installed, a
 //      redis-server started here on that port, append-only file on, data in
 //      .redis-data/ at the repository root; otherwise one line on how to get
 //      Redis, and exit 1.
@@ -288,7 +289,11 @@ async function main () {
     }
   }
 
-  if (await ping(redisUrl) !== undefined) {
+  const managedElsewhere = ['REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'].find((name) => (env[name] ?? '').trim() !== '')
+  if (managedElsewhere !== undefined) {
+    // A cluster or a Sentinel set is the operator's: the auth-service validates it and reports what it finds.
+    log(`using the Redis that ${managedElsewhere} names`)
+  } else if (await ping(redisUrl) !== undefined) {
     log(`using the Redis at ${redisUrl.display}`)
   } else if (!redisUrl.loopback || redisUrl.tls) {
     fail(`no Redis answers at ${redisUrl.display}, and none is started for a remote or TLS address: start that Redis, or set REDIS_URL to a running one (unset, a local redis-server is used or started)`)

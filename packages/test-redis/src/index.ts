@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -35,6 +35,28 @@ export interface StartRedisOptions {
   dir?: string
   /** Further `--option value` arguments for redis-server. */
   extraArgs?: string[]
+}
+
+export interface StartRedisSentinelOptions {
+  /** Replicas of the master (default 1). */
+  replicas?: number
+  /** Sentinels watching it (default 1, quorum 1: enough for a test, not for production). */
+  sentinels?: number
+  /** The master's name, as clients ask for it (default `baton`). */
+  name?: string
+}
+
+export interface TestRedisSentinel {
+  /** The name the Sentinels know the master by. */
+  name: string
+  /** The Sentinels' addresses, for `new Redis({ sentinels, name })`. */
+  sentinels: Array<{ host: string, port: number }>
+  /** The servers: the first master, then its replicas. */
+  server: (index: number) => TestRedis
+  /** The port of the current master, as the first Sentinel reports it. */
+  masterPort: () => Promise<number>
+  /** Stops every server and Sentinel and removes their directory. */
+  stop: () => Promise<void>
 }
 
 export interface StartRedisClusterOptions {
@@ -218,6 +240,8 @@ interface ServerSpec {
   port: number
   dir: string
   args: string[]
+  /** A configuration file, for servers that must rewrite theirs (Sentinel). */
+  configFile?: string
 }
 
 /**
@@ -228,6 +252,7 @@ interface ServerSpec {
 async function launch (spec: ServerSpec, timeoutMs = 10_000): Promise<ChildProcess> {
   const logfile = join(spec.dir, `redis-${spec.port}.log`)
   const child = spawn(spec.binary, [
+    ...(spec.configFile !== undefined ? [spec.configFile] : []),
     '--port', String(spec.port), '--bind', HOST, '--daemonize', 'no', '--protected-mode', 'no',
     '--dir', spec.dir, '--logfile', logfile, ...spec.args
   ], { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -336,13 +361,89 @@ export async function startRedis (options: StartRedisOptions = {}): Promise<Test
   }
 }
 
+/**
+ * Starts a master, its replicas and Sentinels watching it, on loopback, with
+ * down-after 1 s so failover tests run quickly. Resolves once every replica
+ * is in sync and every Sentinel knows the master and its replicas.
+ */
+export async function startRedisSentinel (options: StartRedisSentinelOptions = {}): Promise<TestRedisSentinel> {
+  const name = options.name ?? 'baton'
+  const binary = redisBinary('redis-server')
+  const dir = mkdtempSync(join(tmpdir(), 'baton-redis-sentinel-'))
+  const servers: TestRedis[] = []
+  const sentinels: TestRedis[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all([...sentinels, ...servers].map(async (handle) => { await handle.stop() }))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const start = async (build: (port: number) => Pick<ServerSpec, 'args' | 'configFile'>): Promise<TestRedis> => {
+    const { child, spec } = await launchOnFreePort(async (port) => ({ binary, port, dir, ...build(port) }))
+    return handleFor(spec, child, () => {})
+  }
+
+  try {
+    servers.push(await start(() => ({ args: ['--save', '', '--appendonly', 'no', '--dbfilename', 'master.rdb'] })))
+    const master = servers[0]!
+    for (let i = 0; i < (options.replicas ?? 1); i++) {
+      servers.push(await start((port) => ({ args: ['--save', '', '--appendonly', 'no', '--dbfilename', `replica-${port}.rdb`, '--replicaof', HOST, String(master.port), '--repl-diskless-sync-delay', '0'] })))
+    }
+    for (let i = 0; i < (options.sentinels ?? 1); i++) {
+      sentinels.push(await start((port) => {
+        // Sentinel rewrites its configuration file as it learns; each needs one of its own.
+        const configFile = join(dir, `sentinel-${port}.conf`)
+        writeFileSync(configFile, [
+          `sentinel monitor ${name} ${HOST} ${master.port} 1`,
+          `sentinel down-after-milliseconds ${name} 1000`,
+          `sentinel failover-timeout ${name} 5000`,
+          `sentinel parallel-syncs ${name} 1`,
+          ''
+        ].join('\n'))
+        return { configFile, args: ['--sentinel'] }
+      }))
+    }
+    await waitFor('every replica in sync', 30_000, async () => {
+      for (const replica of servers.slice(1)) {
+        if (infoField(await redisCommand(replica.port, ['INFO', 'replication']), 'master_link_status') !== 'up') return false
+      }
+      return true
+    })
+    await waitFor('every Sentinel to know the replicas', 30_000, async () => {
+      for (const sentinel of sentinels) {
+        const info = await redisCommand(sentinel.port, ['INFO', 'sentinel'])
+        if (!new RegExp(`name=${name},status=ok,address=${HOST}:${master.port},slaves=${servers.length - 1},`).test(String(info))) return false
+      }
+      return true
+    })
+  } catch (error) {
+    await stop()
+    throw error
+  }
+
+  return {
+    name,
+    sentinels: sentinels.map((sentinel) => ({ host: sentinel.host, port: sentinel.port })),
+    server: (index) => {
+      const handle = servers[index]
+      if (handle === undefined) throw new RangeError(`no server ${index} of ${servers.length}`)
+      return handle
+    },
+    masterPort: async () => {
+      const info = String(await redisCommand(sentinels[0]!.port, ['INFO', 'sentinel']))
+      const port = new RegExp(`name=${name},status=\\w+,address=[^:]+:(\\d+)`).exec(info)?.[1]
+      if (port === undefined) throw new Error(`the Sentinel does not know ${name}`)
+      return Number(port)
+    },
+    stop
+  }
+}
+
 async function waitFor (what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return
     await sleep(100)
   }
-  throw new Error(`test cluster: timed out after ${timeoutMs} ms waiting for ${what}`)
+  throw new Error(`test redis: timed out after ${timeoutMs} ms waiting for ${what}`)
 }
 
 /**

@@ -1,18 +1,30 @@
 --[[
 Ends every session of a user, optionally but one ("log out everywhere",
 password change). The index is bounded by the per-user session maximum.
+Every key a script touches must be declared in KEYS: the caller declares
+the sids it knows of, and when the index holds another, nothing changes and
+the script names them all, so the caller runs it again with them declared.
 
 KEYS[1]  session index    <p>user:{uid}:sessions
-ARGV[1]  session key prefix <p>user:{uid}:session: (same hash tag, same slot)
-ARGV[2]  sid to keep, or '' to end them all
+KEYS[2…] session hashes of the sids in ARGV[2…], in that order (same hash tag, same slot)
+ARGV[1]  sid to keep, or '' to end them all
+ARGV[2…] the declared sids
 
-Returns the ids of the sessions that were live and are now ended.
+Returns {'revoked', {sid…}}: the sessions that were live and are now ended,
+or {'undeclared', {sid…}}: every sid the index holds (nothing changed).
 ]]
+local declared = {}
+for i = 2, #ARGV do declared[ARGV[i]] = KEYS[i] end
+local sids = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, sid in ipairs(sids) do
+  if sid ~= ARGV[1] and not declared[sid] then return {'undeclared', sids} end
+end
+
 local ended = {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if sid ~= ARGV[2] then
-    if redis.call('DEL', ARGV[1] .. sid) == 1 then ended[#ended + 1] = sid end
+for _, sid in ipairs(sids) do
+  if sid ~= ARGV[1] then
+    if redis.call('DEL', declared[sid]) == 1 then ended[#ended + 1] = sid end
     redis.call('ZREM', KEYS[1], sid)
   end
 end
-return ended
+return {'revoked', ended}

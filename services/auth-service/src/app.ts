@@ -1,7 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formBody from '@fastify/formbody'
-import type { Redis } from 'ioredis'
-import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
+import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
 import { verifierPlugin, createStaticKeySource } from '@baton/verifier'
 import type { Config } from './config.js'
 import { redisKeys } from './redis-keys.js'
@@ -23,7 +22,7 @@ import { authMetricsPlugin } from './auth-metrics.js'
 
 export interface Deps {
   /** A Redis client the caller owns and closes (tests, embedding). */
-  redis?: Redis
+  redis?: RedisClient
   /** Milliseconds since the epoch; tests move it instead of sleeping. */
   now?: () => number
   users?: UserStore
@@ -58,7 +57,7 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   await app.register(metricsPlugin, { prefix: 'baton_auth_' })
   await app.register(authMetricsPlugin)
   await app.register(formBody, { bodyLimit: config.BODY_LIMIT })
-  await app.register(redisPlugin, { url: config.REDIS_URL, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT, client: deps.redis })
+  await app.register(redisPlugin, { target: config.REDIS, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT, client: deps.redis })
   const keys = redisKeys(config.REDIS_KEY_PREFIX)
   await app.register(keyringPlugin, {
     signingKeyPem: config.SIGNING_KEY,

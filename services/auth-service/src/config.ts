@@ -1,14 +1,18 @@
 import { readFileSync } from 'node:fs'
 import ipaddr from 'ipaddr.js'
-import { envReader, readCommonConfig, ConfigError, type CommonConfig } from '@baton/service-kit'
+import { envReader, readCommonConfig, readRedisTarget, ConfigError, type CommonConfig, type RedisTarget } from '@baton/service-kit'
 import { parseScope } from '@baton/tokens'
 import { parseClients, type ClientConfig } from './clients.js'
 import { parseSuppliedKeys } from './signing-key.js'
 
 export interface Config extends CommonConfig {
   REDIS_URL: string
+  /** Where Redis is: REDIS_CLUSTER_NODES, else REDIS_SENTINELS, else REDIS_URL. */
+  REDIS: RedisTarget
   /** Milliseconds a Redis command may take before the request fails with 503. */
   REDIS_COMMAND_TIMEOUT: number
+  /** Replicas that must hold a session write (WAIT) before a token is handed out; 0: the master's word. */
+  REDIS_WAIT_REPLICAS: number
   ACCESS_TOKEN_TTL: number
   REFRESH_TOKEN_TTL: number
   SESSION_MAX_TTL: number
@@ -57,7 +61,9 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
   const config: Config = {
     ...common,
     REDIS_URL: read.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    REDIS: readRedisTarget(read),
     REDIS_COMMAND_TIMEOUT: read.int('REDIS_COMMAND_TIMEOUT', 1000, 50, 60_000),
+    REDIS_WAIT_REPLICAS: read.int('REDIS_WAIT_REPLICAS', 0, 0, 16),
     ACCESS_TOKEN_TTL: read.duration('ACCESS_TOKEN_TTL', '15m', 10, 86_400),
     REFRESH_TOKEN_TTL: refreshIdle,
     SESSION_MAX_TTL: read.duration('SESSION_MAX_TTL', '90d', 60),

@@ -1,4 +1,5 @@
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import type { AccessTokenAlgorithm } from '@baton/tokens'
 import type { Config } from './config.js'
 import { generateSigningKeyPem, kidOf } from './signing-key.js'
@@ -164,7 +165,7 @@ declare module 'ioredis' {
 }
 
 /** Registers the keyring scripts on a client (once); the CLI's own client needs them too. */
-export function defineKeyringScripts (client: Redis): void {
+export function defineKeyringScripts (client: RedisClient): void {
   defineLuaScripts(client, SCRIPTS)
 }
 
@@ -189,7 +190,7 @@ export interface RotationResult {
  * Generates an Ed25519 key and offers it to the keyring in one atomic script,
  * so with several instances (and operators) at once exactly one key is added.
  */
-export async function rotateSigningKey (redis: Redis, keyringKey: string, policy: RotationPolicy, mode: RotationMode, now: number): Promise<RotationResult> {
+export async function rotateSigningKey (redis: RedisClient, keyringKey: string, policy: RotationPolicy, mode: RotationMode, now: number): Promise<RotationResult> {
   defineKeyringScripts(redis)
   const pem = generateSigningKeyPem()
   const kid = kidOf(pem)
@@ -202,7 +203,7 @@ export async function rotateSigningKey (redis: Redis, keyringKey: string, policy
 }
 
 /** Deletes retired keys; returns how many and the keyring as stored afterwards. */
-export async function pruneSigningKeys (redis: Redis, keyringKey: string, policy: RotationPolicy, now: number): Promise<{ removed: number, json: string | null }> {
+export async function pruneSigningKeys (redis: RedisClient, keyringKey: string, policy: RotationPolicy, now: number): Promise<{ removed: number, json: string | null }> {
   defineKeyringScripts(redis)
   const [removed, json] = await redis.batonPruneSigningKeys(keyringKey, now, policy.retireAfterMs)
   return { removed, json }

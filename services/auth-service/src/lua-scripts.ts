@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 
 const LUA_DIR = new URL('../lua/', import.meta.url)
 
@@ -8,7 +8,7 @@ const LUA_DIR = new URL('../lua/', import.meta.url)
 const names = new Map<string, string>()
 
 /** Defines each script of `scripts` (command name → file in lua/, number of keys) on a client, once. */
-export function defineLuaScripts (client: Redis, scripts: Record<string, { file: string, keys: number | undefined }>): void {
+export function defineLuaScripts (client: RedisClient, scripts: Record<string, { file: string, keys: number | undefined }>): void {
   for (const [name, { file, keys }] of Object.entries(scripts)) {
     if (name in client) continue
     const lua = readFileSync(new URL(file, LUA_DIR), 'utf8')

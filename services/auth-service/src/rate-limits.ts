@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import ipaddr from 'ipaddr.js'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import { BatonError } from '@baton/tokens'
 import type { RedisKeys } from './redis-keys.js'
 import { storage } from './plugins/redis.js'
@@ -67,13 +67,13 @@ function accountKeyPart (username: string): string {
  * locked account answers the right password exactly as a wrong one.
  */
 export class RateLimiter {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #settings: RateLimitSettings
   readonly #deadline: () => number
 
   /** `deadline`: the Redis time after which a count sent now must not run (RedisClock). */
-  constructor (redis: Redis, keys: RedisKeys, settings: RateLimitSettings, deadline: () => number = () => 0) {
+  constructor (redis: RedisClient, keys: RedisKeys, settings: RateLimitSettings, deadline: () => number = () => 0) {
     this.#redis = redis
     this.#keys = keys
     this.#settings = settings

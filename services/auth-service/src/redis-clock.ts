@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 
 // Monotonic: a step of this host's clock (NTP, an operator) must not shift every deadline.
 const local = (): number => performance.timeOrigin + performance.now()
@@ -26,7 +26,7 @@ export class RedisClock {
   }
 
   /** Measures the offset once; a sample slower than a quarter of the timeout is too coarse to keep. */
-  async sample (client: Redis): Promise<void> {
+  async sample (client: RedisClient): Promise<void> {
     const sent = local()
     const [seconds, micros] = await client.time()
     const received = local()

@@ -4,6 +4,7 @@ import { revocationStreamKey } from '@baton/tokens'
  * Every Redis key the auth-service writes is named here. Keys that one Lua
  * script touches share the hash tag `{<user id>}`, so on Redis Cluster they
  * live in one slot and every session change stays a single atomic script.
+ * Scripts never build a key name themselves: every key is passed in KEYS.
  *
  *   <p>user:{<uid>}                   hash  the user record (no TTL: accounts persist)
  *   <p>user:{<uid>}:sessions          zset  session id -> expiry (ms); TTL = latest session expiry
@@ -24,8 +25,6 @@ export interface RedisKeys {
   user: (uid: string) => string
   sessionIndex: (uid: string) => string
   session: (uid: string, sid: string) => string
-  /** Prefix of a user's session keys, for scripts that walk the index. */
-  sessionPrefix: (uid: string) => string
   /** Keyed by the token's subject, so it shares a slot with that subject's session. */
   revokedToken: (sub: string, jti: string) => string
   username: (normalized: string) => string
@@ -44,7 +43,6 @@ export function redisKeys (prefix: string): RedisKeys {
     user: (uid) => `${prefix}user:{${uid}}`,
     sessionIndex: (uid) => `${prefix}user:{${uid}}:sessions`,
     session: (uid, sid) => `${prefix}user:{${uid}}:session:${sid}`,
-    sessionPrefix: (uid) => `${prefix}user:{${uid}}:session:`,
     revokedToken: (sub, jti) => `${prefix}user:{${sub}}:revoked-token:${jti}`,
     username: (normalized) => `${prefix}username:${normalized}`,
     signingKeys: `${prefix}signing-keys`,

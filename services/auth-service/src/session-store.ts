@@ -1,6 +1,8 @@
-import type { Redis } from 'ioredis'
+import type { ChainableCommander } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import type { RedisKeys } from './redis-keys.js'
-import { storage } from './plugins/redis.js'
+import { BatonError } from '@baton/tokens'
+import { replicatedWrite, storage, type Replication } from './plugins/redis.js'
 import { RefreshTokenCodec, isId, randomId, sealSuccessor, unsealSuccessor } from './refresh-token.js'
 import type { RevocationPublisher } from './plugins/revocation-feed.js'
 
@@ -51,33 +53,44 @@ export interface SessionInfo {
 
 const MAX_USER_AGENT = 256
 
+export interface SessionStoreOptions {
+  replication?: Replication
+  deadline?: () => number
+  feed?: RevocationPublisher
+}
+// A round adds what changed since the last; more than a few means a storm of logins for one user.
+const MAX_DECLARE_ROUNDS = 4
+
 /**
  * Sessions (refresh-token families) in Redis. Each state change is one Lua
  * script over keys that share the user's hash tag. Every session or token it
  * ends is then published to the revocation feed, whichever path ended it.
  */
 export class SessionStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #codec: () => RefreshTokenCodec
   readonly #lifetimes: SessionLifetimes
   readonly #now: () => number
+  readonly #replication: Replication
   readonly #deadline: () => number
   readonly #feed: RevocationPublisher | undefined
 
   /**
    * `codec` is a getter: the refresh-token secret may arrive from Redis after start-up.
+   * `replication`: how many replicas must hold a session write before a token is handed out.
    * `deadline`: the Redis time after which a write sent now must not run (RedisClock).
    * `feed`: where ended sessions are announced to verifiers, if anywhere.
    */
-  constructor (redis: Redis, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number, deadline: () => number = () => 0, feed?: RevocationPublisher) {
+  constructor (redis: RedisClient, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number, options: SessionStoreOptions = {}) {
+    this.#replication = options.replication ?? { replicas: 0, timeoutMs: 0 }
+    this.#deadline = options.deadline ?? (() => 0)
+    this.#feed = options.feed
     this.#redis = redis
     this.#keys = keys
     this.#codec = codec
     this.#lifetimes = lifetimes
     this.#now = now
-    this.#deadline = deadline
-    this.#feed = feed
   }
 
   /** Starts a session and returns its first refresh token, plus the sessions evicted to stay under the per-user maximum. */
@@ -87,16 +100,18 @@ export class SessionStore {
     const issued = this.#codec().issue(session.uid, sid)
     const absoluteExpiry = now + this.#lifetimes.absoluteMs
     const expiry = Math.min(now + this.#lifetimes.idleMs, absoluteExpiry)
-    const evicted = await storage(this.#redis.batonCreateSession(
-      this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid),
-      sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, this.#keys.sessionPrefix(session.uid), this.#deadline(),
+    const fields = [
       'cur', issued.hash,
       'client_id', context.clientId,
       'scope', session.scope,
       'username', session.username,
       'user_agent', context.userAgent.slice(0, MAX_USER_AGENT),
       'ip', context.ip
-    ))
+    ]
+    const evicted = await this.#withDeclaredSessions(session.uid, [], async (declared) => await this.#write<string[]>((redis) => redis.batonCreateSession(
+      2 + declared.length, this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid), ...this.#sessionKeys(session.uid, declared),
+      sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, this.#deadline(), declared.length, ...declared, ...fields
+    )).then(([status = '', ...sids]) => [status, sids] as const))
     await this.#feed?.sessionsEnded(session.uid, evicted)
     return { uid: session.uid, sid, username: session.username, scope: session.scope, refreshToken: issued.token, evicted }
   }
@@ -113,7 +128,7 @@ export class SessionStore {
     const { uid, sid } = presented
     const successor = codec.issue(uid, sid)
     const sealed = sealSuccessor(successor.token, presented.secret, sid)
-    const reply = await storage(this.#redis.batonRotateRefresh(
+    const reply = await this.#write<string[]>((redis) => redis.batonRotateRefresh(
       this.#keys.session(uid, sid), this.#keys.sessionIndex(uid),
       presented.hash, successor.hash, sealed, this.#now(),
       this.#lifetimes.idleMs, this.#lifetimes.graceMs, context.clientId, sid,
@@ -137,7 +152,7 @@ export class SessionStore {
 
   async revoke (uid: string, sid: string): Promise<boolean> {
     if (!isId(uid) || !isId(sid)) return false
-    const ended = await storage(this.#redis.batonRevokeSession(this.#keys.session(uid, sid), this.#keys.sessionIndex(uid), sid, '')) === 1
+    const ended = await this.#write<number>((redis) => redis.batonRevokeSession(this.#keys.session(uid, sid), this.#keys.sessionIndex(uid), sid, '')) === 1
     if (ended) await this.#feed?.sessionsEnded(uid, [sid])
     return ended
   }
@@ -149,7 +164,7 @@ export class SessionStore {
   async revokeByRefreshToken (refreshToken: string, clientId: string): Promise<{ outcome: 'revoked' | 'not_found' | 'other_client', uid?: string, sid?: string }> {
     const parsed = this.#codec().parse(refreshToken)
     if (parsed === undefined) return { outcome: 'not_found' }
-    const result = await storage(this.#redis.batonRevokeSession(this.#keys.session(parsed.uid, parsed.sid), this.#keys.sessionIndex(parsed.uid), parsed.sid, clientId))
+    const result = await this.#write<number>((redis) => redis.batonRevokeSession(this.#keys.session(parsed.uid, parsed.sid), this.#keys.sessionIndex(parsed.uid), parsed.sid, clientId))
     const outcome = result === 1 ? 'revoked' : result === -1 ? 'other_client' : 'not_found'
     if (outcome === 'revoked') await this.#feed?.sessionsEnded(parsed.uid, [parsed.sid])
     return { outcome, uid: parsed.uid, sid: parsed.sid }
@@ -159,7 +174,7 @@ export class SessionStore {
   async revokeAccessToken (sub: string, jti: string, expSeconds: number, skewSeconds: number): Promise<void> {
     const ttl = expSeconds * 1000 + skewSeconds * 1000 - this.#now()
     if (ttl <= 0) return
-    await storage(this.#redis.set(this.#keys.revokedToken(sub, jti), '1', 'PX', ttl))
+    await this.#write((redis) => redis.set(this.#keys.revokedToken(sub, jti), '1', 'PX', ttl))
     await this.#feed?.accessTokenRevoked(sub, jti, expSeconds)
   }
 
@@ -193,14 +208,17 @@ export class SessionStore {
 
   /** Ends every session of the user but `keepSid`; returns the ended session ids. */
   async revokeAll (uid: string, keepSid = ''): Promise<string[]> {
-    const ended = await storage(this.#redis.batonRevokeUserSessions(this.#keys.sessionIndex(uid), this.#keys.sessionPrefix(uid), keepSid))
+    const ended = await this.#withDeclaredSessions(uid, [], async (declared) => await this.#write<[string, string[]]>((redis) => redis.batonRevokeUserSessions(
+      1 + declared.length, this.#keys.sessionIndex(uid), ...this.#sessionKeys(uid, declared), keepSid, ...declared)))
     // The ended sessions by id, not "all of this user's tokens": the kept session and any login after this one stay valid.
     await this.#feed?.sessionsEnded(uid, ended)
     return ended
   }
 
   async list (uid: string): Promise<SessionInfo[]> {
-    const rows = await storage(this.#redis.batonListSessions(this.#keys.sessionIndex(uid), this.#keys.sessionPrefix(uid), this.#now()))
+    const now = this.#now()
+    const rows = await this.#withDeclaredSessions(uid, [], async (declared) => await storage(this.#redis.batonListSessions(
+      1 + declared.length, this.#keys.sessionIndex(uid), ...this.#sessionKeys(uid, declared), now, ...declared))) as string[][]
     return rows.map(([id = '', createdAt = '0', lastUsedAt = '0', clientId = '', userAgent = '', ip = '']) => ({
       id,
       created_at: new Date(Number(createdAt)).toISOString(),
@@ -211,4 +229,30 @@ export class SessionStore {
     }))
   }
 
+  /** A session write: counted once the configured number of replicas hold it. */
+  async #write<T> (write: (redis: RedisClient | ChainableCommander) => unknown): Promise<T> {
+    return await replicatedWrite<T>(this.#redis, this.#replication, write)
+  }
+
+  #sessionKeys (uid: string, sids: readonly string[]): string[] {
+    return sids.map((sid) => this.#keys.session(uid, sid))
+  }
+
+  /**
+   * Runs a script that walks a user's session index. A script may touch only
+   * the keys it declares (Redis Cluster checks), so it answers 'undeclared'
+   * with the sids it found, changing nothing, and runs again with them
+   * declared; only sessions created in between make a further round.
+   */
+  async #withDeclaredSessions<T> (uid: string, initial: readonly string[], run: (declared: string[]) => Promise<readonly [string, T]>): Promise<T> {
+    const declared = new Set(initial)
+    for (let round = 0; round < MAX_DECLARE_ROUNDS; round++) {
+      const [status, value] = await run([...declared])
+      if (status !== 'undeclared') return value
+      const found = value as unknown as string[]
+      // Bounded by the per-user maximum: an index holds no more sids than that (plus ones not yet expired).
+      for (const sid of found) if (isId(sid)) declared.add(sid)
+    }
+    throw new BatonError('BATON_UNAVAILABLE', `the sessions of user ${uid} kept changing; try again`, { headers: { 'retry-after': '1' } })
+  }
 }

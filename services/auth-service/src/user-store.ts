@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import { BatonError } from '@baton/tokens'
 import type { RedisKeys } from './redis-keys.js'
 import { storage } from './plugins/redis.js'
@@ -38,11 +38,11 @@ export function normalizeUsername (username: string): string {
 }
 
 export class RedisUserStore implements UserStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #now: () => number
 
-  constructor (redis: Redis, keys: RedisKeys, now: () => number) {
+  constructor (redis: RedisClient, keys: RedisKeys, now: () => number) {
     this.#redis = redis
     this.#keys = keys
     this.#now = now

@@ -1,8 +1,9 @@
 import { PassThrough } from 'node:stream'
 import tap, { type Test } from 'tap'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { startRedis, type TestRedis } from '@baton/test-redis'
+import { isClusterClient, type RedisClient } from '@baton/service-kit'
+import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '@baton/test-redis'
 import { buildApp, loadConfig } from '../src/app.js'
 
 /** A clock the test moves by hand. */
@@ -18,23 +19,60 @@ export function testClock (start = Date.now()): TestClock {
 
 export interface TestContext {
   app: FastifyInstance
-  redis: Redis
-  server: TestRedis
+  /** The test's own client on the same Redis: a Cluster client on a cluster. */
+  redis: RedisClient
+  backend: TestBackend
   clock: TestClock
   prefix: string
   /** Every log line the app wrote, raw. */
   logs: () => string
 }
 
-let servers: Promise<TestRedis> | undefined
+/** Starts a server (or cluster) on the first call in a test file and stops it when the file ends. */
+function perFile<T extends { stop: () => Promise<void> }> (start: () => Promise<T>): () => Promise<T> {
+  let started: Promise<T> | undefined
+  return async () => {
+    if (started === undefined) {
+      started = start()
+      tap.teardown(async () => { await (await started!).stop() })
+    }
+    return await started
+  }
+}
 
 /** One private redis-server per test file, stopped when the file ends. */
-export async function sharedRedis (): Promise<TestRedis> {
-  if (servers === undefined) {
-    servers = startRedis()
-    tap.teardown(async () => { await (await servers!).stop() })
+export const sharedRedis = perFile(async () => await startRedis())
+
+/** The Redis a test file runs on: one server, or a Redis Cluster of 3 masters and 3 replicas. */
+export type TestBackend =
+  | { kind: 'standalone', server: TestRedis, env: { REDIS_URL: string } }
+  | { kind: 'cluster', cluster: TestRedisCluster, env: { REDIS_CLUSTER_NODES: string } }
+
+export type TestBackendKind = TestBackend['kind']
+
+/** `BATON_TEST_REDIS=cluster pnpm test` runs every test built on `setup()` on a Redis Cluster. */
+export const DEFAULT_BACKEND: TestBackendKind = process.env.BATON_TEST_REDIS === 'cluster' ? 'cluster' : 'standalone'
+
+/** One private Redis Cluster (3 masters, 3 replicas) per test file, stopped when the file ends. */
+export const sharedCluster = perFile(async () => await startRedisCluster())
+
+export async function sharedBackend (kind: TestBackendKind = DEFAULT_BACKEND): Promise<TestBackend> {
+  if (kind === 'cluster') {
+    const started = await sharedCluster()
+    return { kind, cluster: started, env: { REDIS_CLUSTER_NODES: started.seeds } }
   }
-  return await servers
+  const server = await sharedRedis()
+  return { kind, server, env: { REDIS_URL: server.url } }
+}
+
+/** A plain client for a test to look at (and tamper with) what the service stored. */
+export function testClient (backend: TestBackend): RedisClient {
+  const client = backend.kind === 'cluster'
+    ? new Cluster(backend.cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } })
+    : new Redis(backend.server.url, { lazyConnect: false, maxRetriesPerRequest: 1 })
+  // Tests that stop the server on purpose would otherwise print every reconnect failure.
+  client.on('error', () => {})
+  return client
 }
 
 let counter = 0
@@ -43,24 +81,22 @@ let counter = 0
  * Builds an auth-service on the file's private Redis, under a key prefix of
  * its own so tests in one file never see each other's data.
  */
-export async function setup (t: Test, env: Record<string, string> = {}, options: { clock?: TestClock, redisUrl?: string, ownClient?: boolean } = {}): Promise<TestContext> {
-  const server = await sharedRedis()
+export async function setup (t: Test, env: Record<string, string> = {}, options: { clock?: TestClock, backend?: TestBackendKind } = {}): Promise<TestContext> {
+  const backend = await sharedBackend(options.backend)
   const prefix = `t${process.pid}-${++counter}:`
   const clock = options.clock ?? testClock()
-  const config = loadConfig({ REDIS_URL: options.redisUrl ?? server.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', ...env })
+  const config = loadConfig({ ...backend.env, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', ...env })
   const stream = new PassThrough()
   let captured = ''
   stream.on('data', (chunk: Buffer) => { captured += chunk.toString() })
   const app = await buildApp(config, { now: clock.now, logStream: stream })
   await app.ready()
-  const redis = new Redis(options.redisUrl ?? server.url, { lazyConnect: false, maxRetriesPerRequest: 1 })
-  // Tests that stop the server on purpose would otherwise print every reconnect failure.
-  redis.on('error', () => {})
+  const redis = testClient(backend)
   t.teardown(async () => {
     await app.close()
     redis.disconnect()
   })
-  return { app, redis, server, clock, prefix, logs: () => captured }
+  return { app, redis, backend, clock, prefix, logs: () => captured }
 }
 
 export async function register (app: FastifyInstance, username = `user${++counter}`, password = 'correct horse battery'): Promise<{ id: string, username: string, password: string }> {
@@ -101,19 +137,22 @@ export function decodeJwt (token: string): { header: Record<string, unknown>, pa
 }
 
 /** All keys under a prefix, with their TTLs in ms (-1: none). */
-export async function keysWithTtl (redis: Redis, prefix: string): Promise<Map<string, number>> {
+export async function keysWithTtl (redis: RedisClient, prefix: string): Promise<Map<string, number>> {
   const result = new Map<string, number>()
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
-    cursor = next
-    for (const key of keys) result.set(key, await redis.pttl(key))
-  } while (cursor !== '0')
+  // SCAN sees one server's keys: on a cluster, ask every master.
+  for (const node of isClusterClient(redis) ? redis.nodes('master') : [redis]) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
+      cursor = next
+      for (const key of keys) result.set(key, await node.pttl(key))
+    } while (cursor !== '0')
+  }
   return result
 }
 
 /** Every string value stored under a prefix: key names, hash fields and values. */
-export async function dumpStrings (redis: Redis, prefix: string): Promise<string> {
+export async function dumpStrings (redis: RedisClient, prefix: string): Promise<string> {
   const parts: string[] = []
   for (const key of (await keysWithTtl(redis, prefix)).keys()) {
     parts.push(key)

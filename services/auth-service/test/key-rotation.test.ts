@@ -6,11 +6,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import { buildApp, loadConfig } from '../src/app.js'
 import { DEFAULT_ROTATION_POLICY, MAX_SIGNING_KEYS, rotationPolicy } from '../src/key-rotation.js'
 import { signingKeyFromPem } from '../src/signing-key.js'
-import { setup, sharedRedis, register, login, refresh, bearer, decodeJwt, keysWithTtl, testClock, type TestClock, type Tokens } from './helper.js'
+import { setup, sharedBackend, testClient, register, login, refresh, bearer, decodeJwt, keysWithTtl, testClock, type TestClock, type Tokens } from './helper.js'
 
 type Jwks = { keys: Array<Record<string, string>> }
 
@@ -35,8 +34,8 @@ const kidOf = (tokens: Tokens): string => decodeJwt(tokens.access_token).header.
 
 /** A second auth-service on the same Redis and key prefix as `first`, sharing its clock. */
 async function sibling (t: Test, prefix: string, clock: TestClock, env: Record<string, string>): Promise<FastifyInstance> {
-  const server = await sharedRedis()
-  const app = await buildApp(loadConfig({ REDIS_URL: server.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent', ...env }), { now: clock.now })
+  const { env: redisEnv } = await sharedBackend()
+  const app = await buildApp(loadConfig({ ...redisEnv, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent', ...env }), { now: clock.now })
   t.teardown(async () => { await app.close() })
   await app.ready()
   return app
@@ -194,9 +193,9 @@ t.test('rotate-keys, the operator command, adds a pending key', async (t) => {
     t.fail(`${CLI} is missing: build first (pnpm build)`)
     return
   }
-  const server = await sharedRedis()
+  const { env: redisEnv } = await sharedBackend()
   const { app, redis, prefix } = await setup(t, ENV)
-  const env = { REDIS_URL: server.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent', ...ENV }
+  const env = { ...redisEnv, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent', ...ENV }
   const k1 = app.keyring.current().kid
   const before = Date.now()
 
@@ -226,7 +225,7 @@ t.test('rotate-keys, the operator command, adds a pending key', async (t) => {
     runCli({ ...env, REDIS_KEY_PREFIX: `${prefix}fresh:` }),
     runCli({ ...env, SIGNING_KEY: pem }),
     runCli({ ...env, KEY_PUBLISH_AHEAD: '1' }),
-    runCli({ ...env, REDIS_URL: 'redis://127.0.0.1:1' })
+    runCli({ ...env, REDIS_CLUSTER_NODES: '', REDIS_URL: 'redis://127.0.0.1:1' })
   ])
   t.equal(fresh.code, 0)
   t.match(JSON.parse(fresh.stdout), { result: 'created', keys: [{ state: 'active' }] }, 'no keyring yet: the first key signs at once')
@@ -285,11 +284,11 @@ t.test('operator-supplied keys: the first signs, the others are published', asyn
 })
 
 t.test('a keyring written before rotation existed keeps signing and rotates', async (t) => {
-  const server = await sharedRedis()
+  const backend = await sharedBackend()
   const prefix = `legacy-${process.pid}:`
   const pem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
   const kid = signingKeyFromPem(pem).kid
-  const redis = new Redis(server.url)
+  const redis = testClient(backend)
   t.teardown(() => { redis.disconnect() })
   await redis.set(`${prefix}signing-keys`, JSON.stringify([{ kid, alg: 'EdDSA', pem, created_at: Date.now() - 86_400_000 }]))
 

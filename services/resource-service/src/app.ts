@@ -57,11 +57,11 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   app.addReadinessCheck('keys', () => keys.ready() ? undefined : 'verification keys are not loaded yet')
 
   // Only with REDIS_URL: without it the service opens no Redis connection and refuses revoked tokens at expiry.
-  const redisUrl = config.REDIS_URL
-  const revoked = redisUrl === undefined ? undefined : new RevocationList(config.CLOCK_SKEW * 1000)
-  if (redisUrl !== undefined && revoked !== undefined) {
+  const redisTarget = config.REDIS
+  const revoked = redisTarget === undefined ? undefined : new RevocationList(config.CLOCK_SKEW * 1000)
+  if (redisTarget !== undefined && revoked !== undefined) {
     await app.register(revocationFeedPlugin, {
-      client: createFeedRedisClient(redisUrl),
+      client: createFeedRedisClient(redisTarget),
       ownsClient: true,
       stream: revocationStreamKey(config.REDIS_KEY_PREFIX),
       list: revoked,

@@ -1,4 +1,4 @@
-import { envReader, readCommonConfig, type CommonConfig } from '@baton/service-kit'
+import { envReader, readCommonConfig, readRedisTarget, type CommonConfig, type RedisTarget } from '@baton/service-kit'
 
 /** The resource-service's settings, validated once at start-up. */
 export interface Config extends CommonConfig {
@@ -8,6 +8,8 @@ export interface Config extends CommonConfig {
   JWKS_MIN_REFETCH_INTERVAL: number
   /** The Redis that carries the auth-service's revocation feed; undefined: no feed, no Redis at all. */
   REDIS_URL: string | undefined
+  /** Where that Redis is (one server, Sentinel or a cluster), read as the auth-service reads it; undefined: no feed. */
+  REDIS: RedisTarget | undefined
 }
 
 /**
@@ -19,12 +21,15 @@ export interface Config extends CommonConfig {
 export function loadConfig (env: Readonly<Record<string, string | undefined>>): Readonly<Config> {
   const read = envReader(env)
   const common = readCommonConfig(read, 3002)
+  // No default: only a service told where the feed is follows one; otherwise it stays stateless.
+  const feedConfigured = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'].some((name) => read.raw(name) !== undefined)
+  const redis = feedConfigured ? readRedisTarget(read) : undefined
   return Object.freeze({
     ...common,
     JWKS_URL: read.url('JWKS_URL', `${common.ISSUER}/.well-known/jwks.json`, ['http:', 'https:']),
     // At least a second: each unknown kid may cost the issuer one request per interval.
     JWKS_MIN_REFETCH_INTERVAL: read.duration('JWKS_MIN_REFETCH_INTERVAL', '10s', 1, 3600),
-    // No default: only a service told where the feed is follows one; otherwise it stays stateless.
-    REDIS_URL: read.raw('REDIS_URL') === undefined ? undefined : read.url('REDIS_URL', '', ['redis:', 'rediss:'])
+    REDIS_URL: redis?.mode === 'standalone' ? redis.url : undefined,
+    REDIS: redis
   })
 }

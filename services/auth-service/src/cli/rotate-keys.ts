@@ -6,8 +6,7 @@
  * by itself. Prints one JSON line and exits 0, or one line on stderr and
  * exits 1 (error) or 2 (refused: operator-supplied keys).
  */
-import { Redis } from 'ioredis'
-import { ConfigError } from '@baton/service-kit'
+import { ConfigError, createRedisClient, describeRedisTarget } from '@baton/service-kit'
 import { loadConfig, type Config } from '../config.js'
 import { redisKeys } from '../redis-keys.js'
 import { describeKey, keyStates, rotateSigningKey, rotationPolicy } from '../key-rotation.js'
@@ -31,15 +30,11 @@ if (config.SIGNING_KEY !== undefined) {
     'remove the old one after ACCESS_TOKEN_TTL + CLOCK_SKEW (see the README, "Key rotation")')
 }
 
-const redis = new Redis(config.REDIS_URL, {
-  lazyConnect: true,
-  // One attempt: an operator wants an answer, not a reconnect loop.
-  maxRetriesPerRequest: 0,
-  retryStrategy: () => null,
-  connectTimeout: Math.max(config.REDIS_COMMAND_TIMEOUT, 2000),
-  commandTimeout: Math.max(config.REDIS_COMMAND_TIMEOUT, 2000)
-})
+// The service's own client, so a cluster or Sentinel works here too; a deadline, not a retry count, bounds the wait.
+const redis = createRedisClient(config.REDIS, { commandTimeoutMs: Math.max(config.REDIS_COMMAND_TIMEOUT, 2000) })
 redis.on('error', () => {})
+const deadline = setTimeout(() => { fail(1, `could not reach Redis at ${describeRedisTarget(config.REDIS)} within 10 s`) }, 10_000)
+deadline.unref()
 
 try {
   await redis.connect()
@@ -64,7 +59,7 @@ try {
   line.keys = keys
   process.stdout.write(`${JSON.stringify(line)}\n`)
 } catch (error) {
-  fail(1, `could not rotate the keys in Redis at ${new URL(config.REDIS_URL).host}: ${(error as Error).message}`)
+  fail(1, `could not rotate the keys in Redis at ${describeRedisTarget(config.REDIS)}: ${(error as Error).message}`)
 } finally {
   redis.disconnect()
 }

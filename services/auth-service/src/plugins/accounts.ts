@@ -52,7 +52,12 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
     absoluteMs: config.SESSION_MAX_TTL * 1000,
     graceMs: config.REFRESH_REUSE_GRACE * 1000,
     maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
-  }, now, app.redisDeadline, app.revocationFeed))
+  }, now, {
+    // Half the command timeout for WAIT, so a replica that lags answers 503 before the command itself times out.
+    replication: { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: Math.floor(config.REDIS_COMMAND_TIMEOUT / 2) },
+    deadline: app.redisDeadline,
+    feed: app.revocationFeed
+  }))
   app.decorate('passwords', await createPasswordHasher({
     memoryKiB: config.ARGON2_MEMORY_KIB,
     iterations: config.ARGON2_ITERATIONS,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import { BatonError } from '@baton/tokens'
 import { storage } from './redis.js'
 import { parseSuppliedKeys, signingKeyFromPem, type PublishedKey, type SigningKey } from '../signing-key.js'
@@ -62,7 +62,7 @@ export interface KeyringOptions {
  * instance already uses: Redis lost it) or a new one, written so that every
  * instance reads the same.
  */
-async function loadRefreshSecret (redis: Redis, key: string, held: string | undefined): Promise<string> {
+async function loadRefreshSecret (redis: RedisClient, key: string, held: string | undefined): Promise<string> {
   // Read first: a read-only replica can still serve what it holds.
   const stored = await storage(redis.get(key))
   if (stored !== null) return stored

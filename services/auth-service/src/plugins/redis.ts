@@ -1,20 +1,21 @@
 import { performance } from 'node:perf_hooks'
 import fp from 'fastify-plugin'
-import { Redis, type Result } from 'ioredis'
+import type { ChainableCommander, Result } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { BatonError } from '@baton/tokens'
-import { histogram, labelled } from '@baton/service-kit'
+import { createRedisClient, histogram, isClusterClient, labelled, type RedisClient, type RedisTarget } from '@baton/service-kit'
 import { defineLuaScripts, scriptName } from '../lua-scripts.js'
 import { RedisClock } from '../redis-clock.js'
 
 const CLOCK_SAMPLE_INTERVAL_MS = 5000
 
 const SCRIPTS = {
-  batonCreateSession: { file: 'create-session.lua', keys: 2 },
+  // Any number of keys (the caller passes the count first): they declare the sessions the script may end.
+  batonCreateSession: { file: 'create-session.lua', keys: undefined },
   batonRotateRefresh: { file: 'rotate-refresh.lua', keys: 2 },
   batonRevokeSession: { file: 'revoke-session.lua', keys: 2 },
-  batonRevokeUserSessions: { file: 'revoke-user-sessions.lua', keys: 1 },
-  batonListSessions: { file: 'list-sessions.lua', keys: 1 },
+  batonRevokeUserSessions: { file: 'revoke-user-sessions.lua', keys: undefined },
+  batonListSessions: { file: 'list-sessions.lua', keys: undefined },
   batonChangePassword: { file: 'change-password.lua', keys: 1 },
   batonTokenStatus: { file: 'token-status.lua', keys: 2 },
   batonPublishRevocation: { file: 'publish-revocation.lua', keys: 1 },
@@ -26,11 +27,11 @@ type Arg = string | number
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    batonCreateSession: (session: string, index: string, ...args: Arg[]) => Result<string[], Context>
+    batonCreateSession: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<string[], Context>
     batonRotateRefresh: (session: string, index: string, ...args: Arg[]) => Result<string[], Context>
     batonRevokeSession: (session: string, index: string, sid: string, clientId: string) => Result<number, Context>
-    batonRevokeUserSessions: (index: string, sessionPrefix: string, keepSid: string) => Result<string[], Context>
-    batonListSessions: (index: string, sessionPrefix: string, now: Arg) => Result<string[][], Context>
+    batonRevokeUserSessions: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[string, string[]], Context>
+    batonListSessions: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[string, string[] | string[][]], Context>
     batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg) => Result<number, Context>
     batonTokenStatus: (session: string, revokedToken: string, now: Arg, hasSession: '0' | '1') => Result<number, Context>
     batonPublishRevocation: (stream: string, keepMs: Arg, ...fieldsAndValues: Arg[]) => Result<string, Context>
@@ -40,14 +41,14 @@ declare module 'ioredis' {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    redis: Redis
+    redis: RedisClient
     /** The Redis time (ms) after which a write sent now must not run; scripts that take it refuse later. */
     redisDeadline: () => number
   }
 }
 
 /** Registers every Lua script once; ioredis sends EVALSHA and falls back to EVAL after a restart. */
-export function defineScripts (client: Redis): void {
+export function defineScripts (client: RedisClient): void {
   defineLuaScripts(client, SCRIPTS)
 }
 
@@ -60,7 +61,7 @@ const timed = Symbol('baton.redis.timed')
  * through which every command, script and retry passes; a client already
  * wrapped (shared by two apps) reports to the first only.
  */
-export function timeCommands (client: Redis, observe: (label: string, seconds: number) => void): void {
+export function timeCommands (client: RedisClient, observe: (label: string, seconds: number) => void): void {
   const target = client as unknown as { sendCommand: (command: SentCommand, stream?: unknown) => unknown, [timed]?: true }
   if (target[timed] === true) return
   target[timed] = true
@@ -78,7 +79,9 @@ export function timeCommands (client: Redis, observe: (label: string, seconds: n
 
 // Replies that mean "Redis cannot take this write now", not "the request is wrong".
 // STALE: our own scripts, run after we stopped waiting (see RedisClock).
-const TRANSIENT_REPLY = /^(READONLY|LOADING|OOM|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF|STALE)\b/
+// MOVED and ASK reach the caller only when a redirect could not be followed
+// (a pipeline mid-failover): the slot map is being refreshed.
+const TRANSIENT_REPLY = /^(READONLY|LOADING|OOM|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF|STALE|MOVED|ASK)\b/
 
 /**
  * Runs a Redis operation and turns any storage failure into a 503 that the
@@ -90,38 +93,62 @@ export async function storage<T> (operation: Promise<T>): Promise<T> {
   } catch (error) {
     const name = (error as Error).name
     const message = (error as Error).message ?? ''
-    if (name !== 'ReplyError' || TRANSIENT_REPLY.test(message)) {
-      throw new BatonError('BATON_UNAVAILABLE', 'storage is temporarily unavailable', { headers: { 'retry-after': '1' }, cause: error })
-    }
+    if (name !== 'ReplyError' || TRANSIENT_REPLY.test(message)) throw unavailable(error)
     throw error
   }
 }
 
-export interface RedisPluginOptions {
-  url: string
-  commandTimeoutMs: number
-  /** A client the caller owns (and closes); the plugin only defines its scripts on it. */
-  client?: Redis
+function unavailable (cause: unknown): BatonError {
+  return new BatonError('BATON_UNAVAILABLE', 'storage is temporarily unavailable', { headers: { 'retry-after': '1' }, cause })
+}
+
+/** How many replicas must hold a write before its result counts (0: the master's word is enough). */
+export interface Replication {
+  replicas: number
+  /** How long WAIT may take (ms). */
+  timeoutMs: number
 }
 
 /**
- * The Redis connection, set to fail fast: no offline queue, no silent
- * resends, a command timeout, and a reconnect loop that never gives up.
- * A request that meets Redis down gets a 503 within the timeout, and the
- * service recovers by itself once Redis is back.
+ * Runs one write through {@link storage}. With `replicas` > 0, a WAIT follows
+ * it on the same connection, and the result counts only once that many
+ * replicas hold the write: a failover cannot then lose a token a client was
+ * given. Fewer in time: 503; the write stays on the master, so a retry finds it.
+ */
+export async function replicatedWrite<T> (client: RedisClient, replication: Replication, write: (commander: RedisClient | ChainableCommander) => unknown): Promise<T> {
+  if (replication.replicas === 0) return await storage(write(client) as Promise<T>)
+  // A cluster pipeline sent before the first slot map would wait for one: fail fast instead.
+  if (client.status !== 'ready') throw unavailable(new Error(`redis is ${client.status}`))
+  const pipeline = client.pipeline()
+  write(pipeline)
+  pipeline.wait(replication.replicas, replication.timeoutMs)
+  const [[error, value] = [], [waitError, acknowledged] = []] = (await storage(pipeline.exec())) ?? []
+  if (error != null) await storage(Promise.reject(error))
+  if (waitError != null || typeof acknowledged !== 'number' || acknowledged < replication.replicas) {
+    throw unavailable(waitError ?? new Error(`the write reached ${String(acknowledged)} of ${replication.replicas} replicas in time`))
+  }
+  return value as T
+}
+
+export interface RedisPluginOptions {
+  /** A URL, a cluster's seed nodes or Sentinels (see `readRedisTarget`). */
+  target: RedisTarget | string
+  commandTimeoutMs: number
+  /** A client the caller owns (and closes); the plugin only defines its scripts on it. */
+  client?: RedisClient
+}
+
+/**
+ * The Redis connection (one server, a Sentinel-watched master or a Redis
+ * Cluster), set to fail fast by `createRedisClient`. A request that meets
+ * Redis down, or a cluster mid-failover, gets a 503 within the timeout, and
+ * the service recovers by itself once Redis is back.
  */
 export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: RedisPluginOptions) {
-  const client = opts.client ?? new Redis(opts.url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    commandTimeout: opts.commandTimeoutMs,
-    connectTimeout: Math.max(opts.commandTimeoutMs, 1000),
-    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000)
-  })
+  const client = opts.client ?? createRedisClient(opts.target, { commandTimeoutMs: opts.commandTimeoutMs })
   defineScripts(client)
-  app.decorate('redis', client)
+  // A getter: fastify's decorate type distributes over the Redis | Cluster union and refuses a plain value.
+  app.decorate('redis', { getter: () => client })
   const clock = new RedisClock(opts.commandTimeoutMs)
   app.decorate('redisDeadline', () => clock.deadline())
   // Measured again on every connection (it may be another server now) and now and then.
@@ -150,9 +177,13 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
 
   app.addReadinessCheck('redis', async () => {
     if (client.status !== 'ready') return `redis is ${client.status}`
+    if (isClusterClient(client)) {
+      // A cluster client stays ready while a master is down; the cluster itself knows better. It routes writes to masters itself.
+      const info = await client.cluster('INFO')
+      const state = /^cluster_state:(\w+)/m.exec(info)?.[1]
+      return state === 'ok' ? undefined : `redis cluster is ${state ?? 'unknown'}`
+    }
     // A replica answers reads but refuses every write: not ready to serve logins or refreshes.
-    // (A cluster client would ask any node; it routes writes to masters itself.)
-    if (client.isCluster) return await client.ping() === 'PONG' ? undefined : 'redis did not answer PING'
     const [role] = await client.role() as [string, ...unknown[]]
     return role === 'master' ? undefined : `redis is a read-only ${role}`
   })

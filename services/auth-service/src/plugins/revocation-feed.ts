@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import { counter } from '@baton/service-kit'
 import { encodeRevocationEvent, type RevocationEvent } from '@baton/tokens'
 
@@ -42,7 +42,7 @@ const RETRY_DELAYS_MS = [100, 200, 400, 800, 1600]
  * revoke (and so would publish nothing either).
  */
 export class RedisRevocationPublisher implements RevocationPublisher {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #opts: RevocationFeedOptions
   readonly #log: FastifyBaseLogger
   readonly #outcomes: (outcome: 'published' | 'failed' | 'retried') => void
@@ -50,7 +50,7 @@ export class RedisRevocationPublisher implements RevocationPublisher {
   /** How long the stream keeps an entry: the longest an access token lives, with the skew on both sides. */
   readonly #keepMs: number
 
-  constructor (redis: Redis, opts: RevocationFeedOptions, log: FastifyBaseLogger, outcomes: (outcome: 'published' | 'failed' | 'retried') => void) {
+  constructor (redis: RedisClient, opts: RevocationFeedOptions, log: FastifyBaseLogger, outcomes: (outcome: 'published' | 'failed' | 'retried') => void) {
     this.#redis = redis
     this.#opts = opts
     this.#log = log

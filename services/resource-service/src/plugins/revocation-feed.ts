@@ -1,13 +1,13 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@baton/service-kit'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { decodeRevocationEvent } from '@baton/tokens'
 import type { RevocationList } from '../revocation-list.js'
 
 export interface RevocationFeedOptions {
   /** A dedicated connection (it blocks); see createFeedRedisClient. */
-  client: Redis
+  client: RedisClient
   /** Close the client with the app (false: the caller's). */
   ownsClient: boolean
   /** `<prefix>revocations` */
