@@ -27,7 +27,8 @@ app.get('/me', async () => ME)
 
 let redis
 if (process.env.REDIS_URL !== undefined) {
-  redis = new Redis(process.env.REDIS_URL, { enableOfflineQueue: true, maxRetriesPerRequest: 0 })
+  // The auth-service's own client settings that matter under load.
+  redis = new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: 0, enableAutoPipelining: true })
   redis.defineCommand('touch', { numberOfKeys: 1, lua: TOUCH })
   app.post('/rotate', async (request) => {
     const token = typeof request.body?.refresh_token === 'string' ? request.body.refresh_token : ''

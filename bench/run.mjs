@@ -182,13 +182,21 @@ try {
   /** ROUNDS turns of reference then service; `serviceRun(round)` may hand each turn its own pool. */
   async function compare (label, referenceRun, serviceRun) {
     const turns = { reference: [], service: [] }
+    const redisCalls = {}
     for (let round = 0; round < ROUNDS; round++) {
       log(`${label}: round ${round + 1}/${ROUNDS}, reference`)
       turns.reference.push(await single(referenceRun))
       log(`${label}: round ${round + 1}/${ROUNDS}, Baton`)
+      const before = await seeder.commandCounts()
       turns.service.push(await single(serviceRun(round)))
+      for (const [command, calls] of Object.entries(await seeder.commandCounts())) {
+        if (command !== 'info' && calls > (before[command] ?? 0)) redisCalls[command] = (redisCalls[command] ?? 0) + calls - (before[command] ?? 0)
+      }
     }
-    return { reference: combine(turns.reference), service: combine(turns.service) }
+    const service = combine(turns.service)
+    // Redis commands the service sent per answered request: its round trips.
+    service.redisCommandsPerRequest = Object.fromEntries(Object.entries(redisCalls).map(([command, calls]) => [command, Number((calls / service.requests).toFixed(3))]))
+    return { reference: combine(turns.reference), service }
   }
   const byName = {}
 
@@ -209,6 +217,7 @@ try {
       { ...base, label: 'bare EVALSHA', kind: 'refresh', path: '/rotate', url: `http://${HOST}:${referencePort}`, pool: first },
       (round) => ({ ...base, label: 'refresh grant', kind: 'refresh', url: issuer, pool: pools[round], amount: REFRESH_POOL }))
     if (service.rounds.some((turn) => turn.requests >= REFRESH_POOL)) log('refresh: a token pool ran out before the time did; raise REFRESH_POOL')
+    log(`refresh: Redis commands per rotation ${JSON.stringify(service.redisCommandsPerRequest)}`)
     byName.refresh = { name: 'refresh', service, reference: { name: 'Fastify + 1 EVALSHA', ...ref }, ratio: service.rps / ref.rps, rss: rss(), target: '≥ 15000/s, p99 < 10 ms' }
     scenarios.push(byName.refresh)
   }

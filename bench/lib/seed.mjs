@@ -47,6 +47,12 @@ export async function openSeeder ({ redisUrl, secret, prefix = 'baton:' }) {
       }
       return names
     },
+    /** Calls per Redis command so far (INFO commandstats), to count round trips per request. */
+    async commandCounts () {
+      const counts = {}
+      for (const match of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts[match[1]] = Number(match[2])
+      return counts
+    },
     async close () { await redis.quit() }
   }
 }
