@@ -5,7 +5,7 @@
 //   POST /rotate   one EVALSHA round trip to Redis (a read and a write of one hash), as a rotation costs at least
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import { accessLogPlugin, loggerOptions } from '@baton/service-kit'
+import { AccessLogController, loggerOptions } from '@baton/service-kit'
 
 const ME = { sub: 'k3Jm0bX9c2VvWlq1Zp8d4A', username: 'bench-user-1', scope: 'profile', sid: 'Q2xZ8m1nV0bC4dR7tY5uWg', exp: 1_900_000_000 }
 const TOUCH = `
@@ -16,12 +16,11 @@ return redis.call('HGET', KEYS[1], 'cur')`
 const app = Fastify({
   logger: loggerOptions(process.env.LOG_LEVEL ?? 'info'),
   bodyLimit: 16_384,
-  disableRequestLogging: true,
+  logController: new AccessLogController(),
   return503OnClosing: true,
   forceCloseConnections: 'idle',
   http: { maxHeaderSize: 16_384 }
 })
-await app.register(accessLogPlugin)
 app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
 app.get('/me', async () => ME)
 

@@ -1,5 +1,5 @@
-import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyServerOptions, FastifyRequest } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyServerOptions, type FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
 
 // Everything that can carry a credential, wherever pino might meet it: request
 // and response headers, parsed bodies and any object a handler logs.
@@ -40,36 +40,53 @@ export function loggerOptions (level: string): FastifyServerOptions['logger'] {
   return {
     level,
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
-    serializers: {
-      req (request: FastifyRequest) {
-        return {
-          method: request.method,
-          url: redactUrl(request.url),
-          remoteAddress: request.ip,
-          userAgent: request.headers['user-agent']
-        }
-      }
-    }
+    serializers: { req: requestSummary }
   }
 }
 
+/** What a log line tells of a request: nothing that can carry a credential (the URL's values are masked). */
+function requestSummary (request: FastifyRequest): Record<string, unknown> {
+  return {
+    method: request.method,
+    url: redactUrl(request.url),
+    remoteAddress: request.ip,
+    userAgent: request.headers['user-agent']
+  }
+}
+
+const asIs = (value: unknown): unknown => value
+
 /**
- * One log line per answered request, in place of Fastify's two (register it
- * with the Fastify option `disableRequestLogging: true`). Every log call pays
- * for serializing and redaction, and under load the request lines were half
- * of a verification's cost: the arrival line moves to `debug`, the
- * completion line, which now carries the request too, stays at `info`.
- * A route's `logLevel` still silences both.
+ * Fastify's request log lines at a fraction of their cost: one line per
+ * answered request instead of two (the arrival line moves to `debug`; the
+ * completion line, which now carries the request too, stays at `info`), and
+ * that line, built only from fields that cannot hold a secret, skips
+ * redaction. Under load the two redacted lines took about half of a GET /me.
+ * Errors and everything else are logged as Fastify logs them.
  *
  * @example
- * const app = Fastify({ logger: loggerOptions('info'), disableRequestLogging: true })
- * await app.register(accessLogPlugin)
+ * const app = Fastify({ logger: loggerOptions('info'), logController: new AccessLogController() })
  */
-export const accessLogPlugin = fp(async function accessLog (app: FastifyInstance) {
-  if (app.log.level === 'debug' || app.log.level === 'trace') {
-    app.addHook('onRequest', async (request) => { request.log.debug({ req: request }, 'incoming request') })
+export class AccessLogController extends LogController {
+  #access: FastifyBaseLogger | undefined
+
+  override incomingRequest (request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request')
   }
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
-  })
-}, { name: 'baton-access-log', fastify: '5.x' })
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error !== null && error !== undefined) {
+      super.requestCompleted(error, request, reply)
+      return
+    }
+    // request.log carries the route's logLevel: /healthz and /metrics stay quiet.
+    if (!(request.log as Logger).isLevelEnabled('info')) return
+    this.#access ??= request.server.log.child({}, { redact: [], serializers: { req: asIs, res: asIs } })
+    this.#access.info({
+      reqId: request.id,
+      req: requestSummary(request),
+      res: { statusCode: reply.statusCode },
+      responseTime: reply.elapsedTime
+    }, 'request completed')
+  }
+}

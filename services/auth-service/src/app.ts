@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formBody from '@fastify/formbody'
 import type { Redis } from 'ioredis'
-import { accessLogPlugin, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
+import { AccessLogController, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { verifierPlugin, createStaticKeySource } from '@baton/verifier'
 import type { Config } from './config.js'
 import { redisKeys } from './redis-keys.js'
@@ -39,8 +39,7 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   const app = Fastify({
     logger: deps.logStream === undefined ? logger : { ...logger, stream: deps.logStream },
     bodyLimit: config.BODY_LIMIT,
-    // accessLogPlugin writes one line per request instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new AccessLogController(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // request.ip is what rate limits count: X-Forwarded-For is believed only from the configured proxies.
@@ -51,7 +50,6 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
 
   // Only JSON and form bodies mean anything here; anything else is a 415.
   app.removeContentTypeParser('text/plain')
-  await app.register(accessLogPlugin)
   await app.register(errorHandlerPlugin, { realm: 'baton' })
   // First: the document only sees routes registered after it.
   await app.register(openApiPlugin, authOpenApiOptions(config))

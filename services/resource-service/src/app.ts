@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { accessLogPlugin, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
+import { AccessLogController, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { createJwksKeySource, verifierPlugin, type KeySource } from '@baton/verifier'
 import type { Config } from './config.js'
 import { jwksLoaderPlugin } from './plugins/jwks-loader.js'
@@ -26,15 +26,13 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     logger: loggerOptions(config.LOG_LEVEL),
     bodyLimit: config.BODY_LIMIT,
     trustProxy: false,
-    // accessLogPlugin writes one line per request instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new AccessLogController(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Pinned to the contract rather than to whatever --max-http-header-size says: larger gets 431.
     http: { maxHeaderSize: 16_384 }
   })
 
-  await app.register(accessLogPlugin)
   await app.register(errorHandlerPlugin, { realm: 'baton' })
   // First: the document only sees routes registered after it.
   await app.register(openApiPlugin, resourceOpenApiOptions())
