@@ -38,8 +38,8 @@ const DURATION = Number(flags.duration ?? (flags.quick ? 4 : 10))
 const ROUNDS = flags.quick ? 2 : 3
 const CONNECTIONS = 50
 const TOKENS = 1000
-// Fresh refresh tokens: one per request, as many as the fastest rotation could spend in DURATION.
-const REFRESH_POOL = Math.min(150_000, DURATION * 15_000 * processes)
+// Fresh refresh tokens per turn are seeded to match the reference's rate, up to this many.
+const MAX_REFRESH_POOL = 300_000
 const LOGIN_USERS = 200
 const PASSWORD = 'correct horse battery staple'
 const ARGON2 = { memoryKiB: 19_456, iterations: 2, parallelism: 1 }
@@ -179,16 +179,17 @@ try {
 
   const base = { connections: CONNECTIONS, durationSeconds: DURATION }
   const single = async (run) => (await load([run]))[0]
-  /** ROUNDS turns of reference then service; `serviceRun(round)` may hand each turn its own pool. */
+  /** ROUNDS turns of reference then service; `serviceRun(referenceTurn)` may seed each turn its own pool. */
   async function compare (label, referenceRun, serviceRun) {
     const turns = { reference: [], service: [] }
     const redisCalls = {}
     for (let round = 0; round < ROUNDS; round++) {
       log(`${label}: round ${round + 1}/${ROUNDS}, reference`)
       turns.reference.push(await single(referenceRun))
+      const run = await serviceRun(turns.reference[round])
       log(`${label}: round ${round + 1}/${ROUNDS}, Baton`)
       const before = await seeder.commandCounts()
-      turns.service.push(await single(serviceRun(round)))
+      turns.service.push(await single(run))
       for (const [command, calls] of Object.entries(await seeder.commandCounts())) {
         if (command !== 'info' && calls > (before[command] ?? 0)) redisCalls[command] = (redisCalls[command] ?? 0) + calls - (before[command] ?? 0)
       }
@@ -209,14 +210,18 @@ try {
   }
 
   if (only.has('refresh')) {
-    const t0 = Date.now()
     const pools = []
-    for (let round = 0; round < ROUNDS; round++) pools.push(await seeder.refreshTokens(REFRESH_POOL))
-    log(`refresh: ${ROUNDS} × ${REFRESH_POOL} sessions seeded in ${Date.now() - t0} ms`)
     const { reference: ref, service } = await compare('refresh',
       { ...base, label: 'bare EVALSHA', kind: 'refresh', path: '/rotate', url: `http://${HOST}:${referencePort}`, pool: first },
-      (round) => ({ ...base, label: 'refresh grant', kind: 'refresh', url: issuer, pool: pools[round], amount: REFRESH_POOL }))
-    if (service.rounds.some((turn) => turn.requests >= REFRESH_POOL)) log('refresh: a token pool ran out before the time did; raise REFRESH_POOL')
+      async (referenceTurn) => {
+        // A fresh token for every request Baton could answer in the turn, were it as fast as the reference just was.
+        const size = Math.min(MAX_REFRESH_POOL, Math.ceil(Math.max(referenceTurn.rps, 2000) * DURATION * 1.5))
+        const t0 = Date.now()
+        pools.push(await seeder.refreshTokens(size))
+        log(`refresh: ${size} sessions seeded in ${Date.now() - t0} ms`)
+        return { ...base, label: 'refresh grant', kind: 'refresh', url: issuer, pool: pools.at(-1), amount: size }
+      })
+    if (service.rounds.some((turn, i) => turn.requests >= pools[i].length)) log('refresh: a token pool ran out before the time did')
     log(`refresh: Redis commands per rotation ${JSON.stringify(service.redisCommandsPerRequest)}`)
     byName.refresh = { name: 'refresh', service, reference: { name: 'Fastify + 1 EVALSHA', ...ref }, ratio: service.rps / ref.rps, rss: rss(), target: '≥ 15000/s, p99 < 10 ms' }
     scenarios.push(byName.refresh)

@@ -58,40 +58,46 @@ export function textTable (rows) {
 
 const escape = (text) => String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 
+/** The ratio a scenario aims at, when its target is one (`≥ 0.85`). */
+function targetRatio (target) {
+  const match = /^≥ (0\.\d+)$/.exec(target ?? '')
+  return match === null ? undefined : Number(match[1])
+}
+
 /**
- * Horizontal bars, one pair per scenario: the service's req/s against its
- * reference's, on a log scale (logins are a hundred times slower than API
- * calls), labelled with the ratio.
+ * One bar per scenario: Baton's rate as a share of its reference's, measured
+ * in the same run (1.0 = as fast as the reference), with the target marked
+ * and both rates written beside it.
  */
 export function chartSvg (scenarios, caption) {
-  const width = 760
-  const left = 150
-  const right = 240
-  const barHeight = 16
-  const groupHeight = 2 * barHeight + 22
-  const top = 44
-  const height = top + scenarios.length * groupHeight + 34
-  const values = scenarios.flatMap((s) => [s.service.rps, s.reference.rps]).filter((v) => v > 0)
-  const low = 10 ** Math.floor(Math.log10(Math.min(...values)))
-  const high = 10 ** Math.ceil(Math.log10(Math.max(...values)))
-  const x = (value) => left + (width - left - right) * (Math.log10(Math.max(value, low)) - Math.log10(low)) / (Math.log10(high) - Math.log10(low))
+  const width = 820
+  const left = 90
+  const plot = 380
+  const barHeight = 22
+  const gap = 14
+  const top = 48
+  const maxRatio = 1.2
+  const height = top + scenarios.length * (barHeight + gap) + 30
+  const x = (ratio) => left + plot * Math.min(ratio, maxRatio) / maxRatio
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    `<text x="${left}" y="18" font-size="14" font-weight="600">Baton vs. reference, requests per second (log scale)</text>`,
+    `<text x="${left}" y="18" font-size="14" font-weight="600">Baton's throughput as a share of its reference's (same run)</text>`,
     `<text x="${left}" y="34" fill="#555">${escape(caption)}</text>`
   ]
-  for (let tick = low; tick <= high; tick *= 10) {
-    parts.push(`<line x1="${x(tick)}" y1="${top - 4}" x2="${x(tick)}" y2="${height - 28}" stroke="#ddd"/>`)
-    parts.push(`<text x="${x(tick)}" y="${height - 14}" text-anchor="middle" fill="#555">${tick >= 1000 ? `${tick / 1000}k` : tick}</text>`)
+  for (let tick = 0; tick <= maxRatio + 1e-9; tick += 0.2) {
+    parts.push(`<line x1="${x(tick)}" y1="${top - 4}" x2="${x(tick)}" y2="${height - 26}" stroke="${Math.abs(tick - 1) < 1e-9 ? '#888' : '#e2e2e2'}"/>`)
+    parts.push(`<text x="${x(tick)}" y="${height - 12}" text-anchor="middle" fill="#555">${tick.toFixed(1)}</text>`)
   }
   scenarios.forEach((s, i) => {
-    const y = top + i * groupHeight
-    parts.push(`<text x="${left - 8}" y="${y + barHeight + 4}" text-anchor="end" font-weight="600">${escape(s.name)}</text>`)
-    parts.push(`<rect x="${left}" y="${y}" width="${x(s.service.rps) - left}" height="${barHeight}" fill="#2f6fb0"/>`)
-    parts.push(`<text x="${x(s.service.rps) + 4}" y="${y + 12}">${Math.round(s.service.rps)} Baton</text>`)
-    parts.push(`<rect x="${left}" y="${y + barHeight + 2}" width="${x(s.reference.rps) - left}" height="${barHeight}" fill="#b0b7bf"/>`)
-    parts.push(`<text x="${x(s.reference.rps) + 4}" y="${y + barHeight + 14}" fill="#333">${Math.round(s.reference.rps)} ${escape(s.reference.name)} · ratio ${s.ratio.toFixed(2)}</text>`)
+    const y = top + i * (barHeight + gap)
+    const target = targetRatio(s.target)
+    const met = target === undefined ? undefined : s.ratio >= target
+    parts.push(`<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-weight="600">${escape(s.name)}</text>`)
+    parts.push(`<rect x="${left}" y="${y}" width="${x(s.ratio) - left}" height="${barHeight}" fill="${met === false ? '#c0703a' : '#2f6fb0'}"/>`)
+    parts.push(`<text x="${x(s.ratio) + 4}" y="${y + 15}">${s.ratio.toFixed(2)}</text>`)
+    if (target !== undefined) parts.push(`<line x1="${x(target)}" y1="${y - 3}" x2="${x(target)}" y2="${y + barHeight + 3}" stroke="#222" stroke-width="2" stroke-dasharray="3 2"/>`)
+    parts.push(`<text x="${left + plot + 40}" y="${y + 15}" fill="#333">${Math.round(s.service.rps)} vs ${Math.round(s.reference.rps)} req/s (${escape(s.reference.name)})</text>`)
   })
   parts.push('</svg>')
   return parts.join('\n') + '\n'
