@@ -1,4 +1,5 @@
-import type { FastifyServerOptions, FastifyRequest } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyServerOptions, type FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
 
 // Everything that can carry a credential, wherever pino might meet it: request
 // and response headers, parsed bodies and any object a handler logs.
@@ -39,15 +40,53 @@ export function loggerOptions (level: string): FastifyServerOptions['logger'] {
   return {
     level,
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
-    serializers: {
-      req (request: FastifyRequest) {
-        return {
-          method: request.method,
-          url: redactUrl(request.url),
-          remoteAddress: request.ip,
-          userAgent: request.headers['user-agent']
-        }
-      }
+    serializers: { req: requestSummary }
+  }
+}
+
+/** What a log line tells of a request: nothing that can carry a credential (the URL's values are masked). */
+function requestSummary (request: FastifyRequest): Record<string, unknown> {
+  return {
+    method: request.method,
+    url: redactUrl(request.url),
+    remoteAddress: request.ip,
+    userAgent: request.headers['user-agent']
+  }
+}
+
+const asIs = (value: unknown): unknown => value
+
+/**
+ * Fastify's request log lines at a fraction of their cost: one line per
+ * answered request instead of two (the arrival line moves to `debug`; the
+ * completion line, which now carries the request too, stays at `info`), and
+ * that line, built only from fields that cannot hold a secret, skips
+ * redaction. Under load the two redacted lines took about half of a GET /me.
+ * Errors and everything else are logged as Fastify logs them.
+ *
+ * @example
+ * const app = Fastify({ logger: loggerOptions('info'), logController: new AccessLogController() })
+ */
+export class AccessLogController extends LogController {
+  #access: FastifyBaseLogger | undefined
+
+  override incomingRequest (request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error !== null && error !== undefined) {
+      super.requestCompleted(error, request, reply)
+      return
     }
+    // request.log carries the route's logLevel: /healthz and /metrics stay quiet.
+    if (!(request.log as Logger).isLevelEnabled('info')) return
+    this.#access ??= request.server.log.child({}, { redact: [], serializers: { req: asIs, res: asIs } })
+    this.#access.info({
+      reqId: request.id,
+      req: requestSummary(request),
+      res: { statusCode: reply.statusCode },
+      responseTime: reply.elapsedTime
+    }, 'request completed')
   }
 }

@@ -28,6 +28,8 @@ export interface RedisClientOptions {
   commandTimeoutMs: number
   /** Default true: the caller calls `connect()` (and may start while Redis is down). */
   lazyConnect?: boolean
+  /** Commands issued in one tick share one write (ioredis `enableAutoPipelining`); never for a client that blocks. Default false. */
+  autoPipelining?: boolean
 }
 
 /** Either kind of ioredis client; both carry every command, `defineCommand` included. */
@@ -147,6 +149,7 @@ export function createRedisClient (target: RedisTarget | string, options: RedisC
     connectTimeout: Math.max(timeout, 1000)
   } satisfies RedisOptions
   const lazyConnect = options.lazyConnect ?? true
+  const enableAutoPipelining = options.autoPipelining ?? false
   const auth = (value: RedisAuth): RedisOptions => ({
     ...(value.username !== undefined ? { username: value.username } : {}),
     ...(value.password !== undefined ? { password: value.password } : {}),
@@ -155,12 +158,13 @@ export function createRedisClient (target: RedisTarget | string, options: RedisC
 
   switch (resolved.mode) {
     case 'standalone':
-      return new Redis(resolved.url, { ...perConnection, lazyConnect, retryStrategy: reconnectDelay })
+      return new Redis(resolved.url, { ...perConnection, lazyConnect, enableAutoPipelining, retryStrategy: reconnectDelay })
     case 'sentinel':
       return new Redis({
         ...perConnection,
         ...auth(resolved),
         lazyConnect,
+        enableAutoPipelining,
         sentinels: resolved.sentinels,
         name: resolved.name,
         role: 'master',
@@ -177,6 +181,7 @@ export function createRedisClient (target: RedisTarget | string, options: RedisC
     case 'cluster': {
       const clusterOptions: ClusterOptions = {
         lazyConnect,
+        enableAutoPipelining,
         enableOfflineQueue: false,
         // Writes only: a replica may lag behind a rotation it has not seen yet.
         scaleReads: 'master',

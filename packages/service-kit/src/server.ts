@@ -32,7 +32,10 @@ export async function runServer<C extends { HOST: string, PORT: number }> (optio
   // keep-alive client must not hold the process open past the grace period.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   const closer = closeWithGrace({ delay: options.gracePeriodMs ?? 10_000 }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after an unexpected error')
     else app.log.info({ signal }, 'closing')

@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
+import { LRUCache } from 'lru-cache'
 import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { Counter, type Registry } from 'prom-client'
 import {
@@ -22,7 +23,12 @@ export interface VerifierOptions {
   algorithms?: readonly AccessTokenAlgorithm[]
   /** Milliseconds since the epoch for the lifetime checks; tests move it instead of sleeping. */
   now?: () => number
-  /** Verified tokens remembered per key (LRU) so a repeated token skips the signature check; 0 turns it off. Default 1000. */
+  /**
+   * Verified tokens remembered (LRU, at most this many and {@link MAX_CACHE_BYTES}
+   * of token text) so that a repeated token skips decoding and the signature
+   * check; lifetime, key presence and `checkToken` are still checked on every
+   * request. 0 turns it off. Default 10000.
+   */
   cacheSize?: number
   /** Optional extra check after signature+claims verify, e.g. the auth-service asks Redis whether the session still lives. Return a reason string to reject with invalid_token. */
   checkToken?: (claims: AccessTokenClaims, request: FastifyRequest) => Promise<string | undefined> | string | undefined
@@ -49,6 +55,10 @@ declare module 'fastify' {
 
 // Headers are capped at 16 KiB on the wire; inject() and proxies are not.
 const MAX_TOKEN_LENGTH = 8192
+/** Upper bound on the verification cache's token text (2 bytes a character) and claims, whatever `cacheSize` says. */
+export const MAX_CACHE_BYTES = 32 * 1024 * 1024
+// Rough heap cost of one entry beyond its token text: the claims object and the cache's own bookkeeping.
+const CACHE_ENTRY_OVERHEAD = 1024
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 /** Why a token was refused: the `reason` label of `baton_verify_failures_total`, and what the client is told. */
@@ -203,7 +213,7 @@ function checkClaims (payload: unknown, nowMs: number, skewMs: number): AccessTo
   if (nowMs > (claims.exp as number) * 1000 + skewMs) throw new TokenRefused('expired')
   if (claims.nbf !== undefined && nowMs < (claims.nbf as number) * 1000 - skewMs) throw new TokenRefused('not_yet_valid')
   if ((claims.iat as number) * 1000 > nowMs + skewMs) throw new TokenRefused('issued_in_future')
-  // A copy: fast-jwt hands the same cached object to every request with this token.
+  // A copy: the cache hands the same object to every request with this token.
   return { ...claims } as AccessTokenClaims
 }
 
@@ -226,6 +236,15 @@ interface DecodedToken {
 }
 
 type VerifyAccessToken = () => Promise<unknown>
+
+/** What a full verification established about one exact token string. */
+interface VerifiedToken {
+  /** The payload fast-jwt verified; never handed out, only copied by checkClaims. */
+  payload: unknown
+  kid: string
+  /** The key it verified under: a later key set must still map `kid` to it. */
+  pem: string
+}
 
 /**
  * Verifies Baton access tokens locally, on @fastify/jwt: an algorithm
@@ -273,7 +292,7 @@ export const verifierPlugin = fp(async function verifier (app: FastifyInstance, 
 
   async function keyFor (request: FastifyRequest, decoded: DecodedToken): Promise<string> {
     const { header } = decoded
-    // Only reached when fast-jwt's cache does not know the token: a repeated token skips these checks with the signature.
+    // Only reached when our cache does not know the exact token: a repeated token skips these checks with the signature.
     if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new TokenRefused('malformed')
     for (const name of Object.keys(header)) {
       if (!HEADER_PARAMETERS.has(name)) throw new TokenRefused('header', `the access token header parameter "${name.slice(0, 32).replace(/[^\x20-\x7e]|"|\\/g, '?')}" is not accepted`)
@@ -282,13 +301,7 @@ export const verifierPlugin = fp(async function verifier (app: FastifyInstance, 
     if (typeof header.alg !== 'string' || !allowedAlgorithms.has(header.alg)) throw new TokenRefused('algorithm')
     if (!typAccepted(header.typ)) throw new TokenRefused('typ')
     if (typeof header.kid !== 'string' || header.kid === '' || header.kid.length > 256) throw new TokenRefused('unknown_kid')
-    let key: string | KeyObject | undefined
-    try {
-      key = await keySource.getKey(header.kid)
-    } catch (error) {
-      app.log.error({ err: error }, 'the key source failed')
-      throw new BatonError('BATON_UNAVAILABLE', 'verification keys are unavailable', { cause: error })
-    }
+    const key = await lookUpKey(header.kid)
     if (key === undefined) throw new TokenRefused('unknown_kid')
     const usable = usableKey(key)
     if (usable === undefined) {
@@ -297,10 +310,37 @@ export const verifierPlugin = fp(async function verifier (app: FastifyInstance, 
     }
     // A kid fixes the algorithm: an ES256 header naming an Ed25519 key is refused outright.
     if (usable.alg !== header.alg) throw new TokenRefused('algorithm')
+    verifiedWith.set(request, { kid: header.kid, pem: usable.pem })
     return usable.pem
   }
 
+  /** Whether the key a cached token verified under is still the one the key source gives for its kid (retired keys are not). */
+  async function keyStillTrusted (entry: VerifiedToken): Promise<boolean> {
+    const key = await lookUpKey(entry.kid)
+    return key !== undefined && usableKey(key)?.pem === entry.pem
+  }
+
+  /** The key source's key for `kid`; its failure is a 503, never a 401 that would make clients drop their tokens. */
+  async function lookUpKey (kid: string): Promise<string | KeyObject | undefined> {
+    try {
+      return await keySource.getKey(kid)
+    } catch (error) {
+      app.log.error({ err: error }, 'the key source failed')
+      throw new BatonError('BATON_UNAVAILABLE', 'verification keys are unavailable', { cause: error })
+    }
+  }
+
   const presented = new WeakMap<FastifyRequest, string>()
+  const verifiedWith = new WeakMap<FastifyRequest, { kid: string, pem: string }>()
+  const cacheSize = opts.cacheSize ?? 10_000
+  // Keyed by the exact token string: another spelling of the same token is a miss and is checked afresh.
+  const verified = cacheSize === 0
+    ? undefined
+    : new LRUCache<string, VerifiedToken>({
+      max: cacheSize,
+      maxSize: MAX_CACHE_BYTES,
+      sizeCalculation: (_entry, token) => 2 * token.length + CACHE_ENTRY_OVERHEAD
+    })
   await app.register(fastifyJwt, {
     secret: { public: keyFor as never },
     namespace: 'baton',
@@ -319,9 +359,8 @@ export const verifierPlugin = fp(async function verifier (app: FastifyInstance, 
       // Lifetime is checked in checkClaims against `now`, on every request, cached or not.
       ignoreExpiration: true,
       ignoreNotBefore: true,
-      cache: opts.cacheSize ?? 1000,
-      // A failure is never answered from the cache: it expires as it is stored.
-      errorCacheTTL: -1,
+      // Our own cache sits in front (it also skips decoding and the header checks); a second one would only hold memory.
+      cache: false,
       extractToken: (request: FastifyRequest) => presented.get(request)
     }
   })
@@ -345,25 +384,49 @@ export const verifierPlugin = fp(async function verifier (app: FastifyInstance, 
 
   async function verifyToken (token: string, request: FastifyRequest): Promise<AccessTokenClaims> {
     if (token.length > MAX_TOKEN_LENGTH) throw new TokenRefused('too_large')
-    if (!JWS_COMPACT.test(token)) throw new TokenRefused('malformed', 'the access token is not a signed JWT')
+    let entry = verified?.get(token)
+    if (entry !== undefined && !await keyStillTrusted(entry)) {
+      verified?.delete(token)
+      entry = undefined
+    }
+    if (entry === undefined) entry = await verifySignature(token, request)
 
+    let claims: AccessTokenClaims
+    try {
+      claims = checkClaims(entry.payload, now(), skewMs)
+    } catch (error) {
+      // Expired (or not yet valid): no point keeping it; the next use is checked afresh.
+      verified?.delete(token)
+      throw error
+    }
+    if (opts.checkToken !== undefined) {
+      const refusal = await opts.checkToken(claims, request)
+      if (refusal !== undefined) throw new TokenRefused('rejected', String(refusal).slice(0, 200) || FAILURES.rejected)
+    }
+    return claims
+  }
+
+  /** The full check of a token not in the cache: encoding, header, key, signature and fast-jwt's claim checks. */
+  async function verifySignature (token: string, request: FastifyRequest): Promise<VerifiedToken> {
+    if (!JWS_COMPACT.test(token)) throw new TokenRefused('malformed', 'the access token is not a signed JWT')
     let payload: unknown
+    let key: { kid: string, pem: string } | undefined
     presented.set(request, token)
     try {
       payload = await (request as unknown as { batonJwtVerify: VerifyAccessToken }).batonJwtVerify()
+      key = verifiedWith.get(request)
     } catch (error) {
       if (error instanceof BatonError) throw error
       const reason = reasonOf(error)
       throw new TokenRefused(reason, FAILURES[reason], error)
     } finally {
       presented.delete(request)
+      verifiedWith.delete(request)
     }
-    const claims = checkClaims(payload, now(), skewMs)
-    if (opts.checkToken !== undefined) {
-      const refusal = await opts.checkToken(claims, request)
-      if (refusal !== undefined) throw new TokenRefused('rejected', String(refusal).slice(0, 200) || FAILURES.rejected)
-    }
-    return claims
+    if (key === undefined) throw new TokenRefused('unknown_kid')
+    const entry = { payload, ...key }
+    verified?.set(token, entry)
+    return entry
   }
 
   async function authenticate (request: FastifyRequest): Promise<void> {

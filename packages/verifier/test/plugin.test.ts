@@ -118,6 +118,50 @@ t.test('a cached verification still expires on time', async (t) => {
   assertInvalidToken(t, await get(app, '/me', token), 'the access token has expired')
 })
 
+t.test('a cached token is refused once its key has left the key set', async (t) => {
+  const keys = [ed, ec]
+  const { app, clock } = await build(t, {}, keys)
+  const token = signToken(ed, claims({}, clock.now()))
+  t.equal((await get(app, '/me', token)).statusCode, 200)
+  t.equal((await get(app, '/me', token)).statusCode, 200, 'second use, from the cache')
+  keys.splice(0, 1)
+  assertInvalidToken(t, await get(app, '/me', token), 'the access token was signed with an unknown key')
+  keys.unshift(ed)
+  t.equal((await get(app, '/me', token)).statusCode, 200, 'accepted again once the key is back')
+})
+
+t.test('a cached token is refused when its kid now names another key', async (t) => {
+  const impostor = { ...generateTestKey('EdDSA'), kid: ed.kid }
+  const keys = [ed]
+  const { app, clock } = await build(t, {}, keys)
+  const token = signToken(ed, claims({}, clock.now()))
+  t.equal((await get(app, '/me', token)).statusCode, 200)
+  keys[0] = impostor
+  assertInvalidToken(t, await get(app, '/me', token), 'the access token signature is invalid')
+})
+
+t.test('checkToken runs on every use of a token, cached or not', async (t) => {
+  let revoked = false
+  let calls = 0
+  const { app, clock } = await build(t, { checkToken: () => { calls++; return revoked ? 'the token has been revoked' : undefined } })
+  const token = signToken(ed, claims({}, clock.now()))
+  t.equal((await get(app, '/me', token)).statusCode, 200)
+  t.equal((await get(app, '/me', token)).statusCode, 200)
+  revoked = true
+  assertInvalidToken(t, await get(app, '/me', token), 'the token has been revoked')
+  t.equal(calls, 3)
+})
+
+t.test('cacheSize 0 verifies every use afresh, with the same answers', async (t) => {
+  const keys = [ed]
+  const { app, clock } = await build(t, { cacheSize: 0 }, keys)
+  const token = signToken(ed, claims({}, clock.now()))
+  t.equal((await get(app, '/me', token)).statusCode, 200)
+  t.equal((await get(app, '/me', token)).json().sub, 'user-1')
+  keys.pop()
+  assertInvalidToken(t, await get(app, '/me', token), 'the access token was signed with an unknown key')
+})
+
 t.test('claims Baton relies on must have the right types', async (t) => {
   const { app, clock } = await build(t)
   const cases: Record<string, Record<string, unknown>> = {

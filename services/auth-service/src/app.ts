@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formBody from '@fastify/formbody'
-import { errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
+import { AccessLogController, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
 import { verifierPlugin, createStaticKeySource } from '@baton/verifier'
 import type { Config } from './config.js'
 import { redisKeys } from './redis-keys.js'
@@ -40,6 +40,7 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   const app = Fastify({
     logger: deps.logStream === undefined ? logger : { ...logger, stream: deps.logStream },
     bodyLimit: config.BODY_LIMIT,
+    logController: new AccessLogController(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // request.ip is what rate limits count: X-Forwarded-For is believed only from the configured proxies.

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { readFileSync } from 'node:fs'
 import ipaddr from 'ipaddr.js'
 import { envReader, readCommonConfig, readRedisTarget, ConfigError, type CommonConfig, type RedisTarget } from '@baton/service-kit'
@@ -27,6 +28,8 @@ export interface Config extends CommonConfig {
   ARGON2_MEMORY_KIB: number
   ARGON2_ITERATIONS: number
   ARGON2_PARALLELISM: number
+  /** Password hashes computed at once; default one per CPU. */
+  ARGON2_CONCURRENCY: number
   // Key rotation (seconds)
   /** Cache-Control max-age of the JWKS. */
   JWKS_MAX_AGE: number
@@ -77,6 +80,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     ARGON2_MEMORY_KIB: read.int('ARGON2_MEMORY_KIB', 19_456, 19_456, 4_194_304),
     ARGON2_ITERATIONS: read.int('ARGON2_ITERATIONS', 2, 2, 100),
     ARGON2_PARALLELISM: read.int('ARGON2_PARALLELISM', 1, 1, 16),
+    ARGON2_CONCURRENCY: read.int('ARGON2_CONCURRENCY', availableParallelism(), 1, 256),
     ...readKeyRotation(read),
     RATE_LIMIT_ACCOUNT_FAILURES: read.int('RATE_LIMIT_ACCOUNT_FAILURES', 10, 1, 1_000_000_000),
     RATE_LIMIT_IP_FAILURES: read.int('RATE_LIMIT_IP_FAILURES', 100, 1, 1_000_000_000),

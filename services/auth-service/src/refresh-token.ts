@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto'
 
 /*
  * A refresh token is opaque to clients: base64url of
@@ -35,9 +35,38 @@ export interface ParsedRefreshToken {
   secret: Buffer
 }
 
+// CSPRNG output drawn 4 KiB at a time: each rotation needs three small random
+// values, and a call into OpenSSL per value cost more than the bytes.
+const randomPool = Buffer.alloc(4096)
+let randomPoolOffset = randomPool.length
+
+/** `size` fresh bytes from the CSPRNG (a copy: no two callers share bytes). */
+export function randomBytes (size: number): Buffer {
+  if (size > randomPool.length) return randomFillSync(Buffer.alloc(size))
+  if (randomPoolOffset + size > randomPool.length) {
+    randomFillSync(randomPool)
+    randomPoolOffset = 0
+  }
+  const bytes = Buffer.from(randomPool.subarray(randomPoolOffset, randomPoolOffset + size))
+  // Spent bytes are wiped, so the pool never holds a secret already handed out.
+  randomPool.fill(0, randomPoolOffset, randomPoolOffset + size)
+  randomPoolOffset += size
+  return bytes
+}
+
 /** A fresh 128-bit identifier (users, sessions, token ids), base64url. */
 export function randomId (): string {
   return randomBytes(ID_BYTES).toString('base64url')
+}
+
+/**
+ * HKDF-SHA-256 (RFC 5869) for one 32-byte block, on two HMACs: the same
+ * bytes as `hkdfSync('sha256', …, 32)`, which builds key objects on every
+ * call and cost a rotation more than its Redis round trip.
+ */
+export function hkdfSha256 (ikm: Buffer, salt: Buffer, info: string): Buffer {
+  const prk = createHmac('sha256', salt.length === 0 ? Buffer.alloc(32) : salt).update(ikm).digest()
+  return createHmac('sha256', prk).update(info).update(Buffer.of(1)).digest()
 }
 
 export class RefreshTokenCodec {
@@ -95,7 +124,7 @@ export function isId (value: string): boolean {
 }
 
 function successorKey (predecessorSecret: Buffer, sid: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', predecessorSecret, Buffer.from(sid, 'base64url'), 'baton refresh-token successor', 32))
+  return hkdfSha256(predecessorSecret, Buffer.from(sid, 'base64url'), 'baton refresh-token successor')
 }
 
 /**

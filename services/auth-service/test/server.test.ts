@@ -33,7 +33,8 @@ t.test('a bad setting stops start-up with one line naming it', async (t) => {
 t.test('SIGTERM: finishes in-flight requests, closes Redis, exits 0', async (t) => {
   const redis = await sharedRedis()
   const port = await freePort()
-  const server = run({ REDIS_URL: redis.url, PORT: String(port), LOG_LEVEL: 'info', REDIS_KEY_PREFIX: 'server-test:' })
+  // debug: the arrival of a request is logged only at that level.
+  const server = run({ REDIS_URL: redis.url, PORT: String(port), LOG_LEVEL: 'debug', REDIS_KEY_PREFIX: 'server-test:' })
   const base = `http://127.0.0.1:${port}`
   let ready = false
   for (let i = 0; i < 100 && !ready; i++) {

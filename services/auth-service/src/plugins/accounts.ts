@@ -61,7 +61,8 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
   app.decorate('passwords', await createPasswordHasher({
     memoryKiB: config.ARGON2_MEMORY_KIB,
     iterations: config.ARGON2_ITERATIONS,
-    parallelism: config.ARGON2_PARALLELISM
+    parallelism: config.ARGON2_PARALLELISM,
+    concurrency: config.ARGON2_CONCURRENCY
   }))
   app.decorate('accessTokens', createAccessTokenIssuer({
     keyring: app.keyring,

@@ -1,0 +1,310 @@
+// pnpm bench [--quick] [--processes N] [--profile] [--only verify,refresh,login,mixed]
+//
+// Starts a private redis-server, the auth-service and the resource-service
+// (`node dist/server.js`, N cluster workers each with --processes) and the
+// reference servers, then drives each scenario from a separate load process
+// (bench/load.mjs, autocannon) and compares it with its reference measured
+// in the same run. Prints a table, writes bench/results/<time>.json,
+// latest.json and latest.svg. Every run is bounded in time and in requests.
+import { fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { freePort, startRedis } from '@baton/test-redis'
+import { startService } from './lib/processes.mjs'
+import { openSeeder } from './lib/seed.mjs'
+import { chartSvg, markdownTable, tableRows, textTable } from './lib/report.mjs'
+import { summarizeProfile } from './profile-summary.mjs'
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    processes: { type: 'string', default: '1' },
+    profile: { type: 'boolean', default: false },
+    only: { type: 'string', default: 'verify,refresh,login,mixed' },
+    duration: { type: 'string' }
+  }
+})
+const processes = Number(flags.processes)
+if (!Number.isSafeInteger(processes) || processes < 1 || processes > 16) {
+  process.stderr.write('bench: --processes must be an integer from 1 to 16\n')
+  process.exit(2)
+}
+const only = new Set(flags.only.split(','))
+const DURATION = Number(flags.duration ?? (flags.quick ? 4 : 10))
+// Service and reference take turns, so that load from elsewhere on the machine hits both alike.
+const ROUNDS = flags.quick ? 2 : 3
+const CONNECTIONS = 50
+const TOKENS = 1000
+// Fresh refresh tokens per turn are seeded to match the reference's rate, up to this many.
+const MAX_REFRESH_POOL = 300_000
+const LOGIN_USERS = 200
+const PASSWORD = 'correct horse battery staple'
+const ARGON2 = { memoryKiB: 19_456, iterations: 2, parallelism: 1 }
+const HOST = '127.0.0.1'
+// The auth-service's ARGON2_CONCURRENCY, passed on from the environment when set.
+const HASH_CONCURRENCY = Number(process.env.ARGON2_CONCURRENCY ?? availableParallelism())
+
+const here = (path) => fileURLToPath(new URL(path, import.meta.url))
+const resultsDir = here('./results/')
+const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+const profileDir = flags.profile ? here(`./results/profiles/${stamp}/`) : undefined
+if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
+
+const log = (message) => process.stderr.write(`bench: ${message}\n`)
+
+/** Runs autocannon loads in a fresh load-generator process; all of `runs` at once. */
+async function load (runs) {
+  const child = fork(here('./load.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const reply = await new Promise((resolve, reject) => {
+    child.once('message', resolve)
+    child.once('exit', (code) => reject(new Error(`load generator exited (${code}) without results`)))
+    child.send(runs)
+  })
+  if (reply.error !== undefined) throw new Error(reply.error)
+  return reply.results
+}
+
+async function argon2Reference (durationSeconds) {
+  const children = Array.from({ length: processes }, () => fork(here('./argon2-reference.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+  const replies = await Promise.all(children.map(async (child) => await new Promise((resolve, reject) => {
+    child.once('message', resolve)
+    child.once('exit', (code) => reject(new Error(`argon2 reference exited (${code})`)))
+    // As many hashes in flight as one auth-service process allows itself (ARGON2_CONCURRENCY, one per CPU).
+    child.send({ durationMs: durationSeconds * 1000, concurrency: Math.min(CONNECTIONS, HASH_CONCURRENCY), ...ARGON2 })
+  })))
+  const done = replies.reduce((sum, reply) => sum + reply.done, 0)
+  const seconds = Math.max(...replies.map((reply) => reply.seconds))
+  return { ok: done, requests: done, seconds, latency: {}, errors: 0, timeouts: 0, non2xx: 0 }
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}
+
+/** Turns of one load as one result: rates over the summed time, latencies the median turn's, counts summed. */
+function combine (turns) {
+  const seconds = turns.reduce((sum, turn) => sum + turn.seconds, 0)
+  const sum = (key) => turns.reduce((total, turn) => total + turn[key], 0)
+  return {
+    rps: sum('ok') / seconds,
+    seconds,
+    requests: sum('requests'),
+    ok: sum('ok'),
+    latency: { p50: median(turns.map((turn) => turn.latency.p50)), p99: median(turns.map((turn) => turn.latency.p99)) },
+    errors: sum('errors'),
+    timeouts: sum('timeouts'),
+    non2xx: sum('non2xx'),
+    rounds: turns
+  }
+}
+
+const machine = {
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model ?? 'unknown',
+  node: process.version,
+  processes,
+  connections: CONNECTIONS,
+  durationSeconds: DURATION,
+  rounds: ROUNDS
+}
+log(`${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${processes} process(es) per service, ${DURATION} s per run, ${ROUNDS} rounds`)
+
+const redis = await startRedis({ extraArgs: ['--save', '', '--appendonly', 'no'] })
+const started = []
+const scenarios = []
+let exitCode = 0
+try {
+  const [authPort, resourcePort, referencePort] = await Promise.all([freePort(), freePort(), freePort()])
+  const issuer = `http://${HOST}:${authPort}`
+  const secret = randomBytes(32).toString('base64url')
+  const common = { HOST, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', ISSUER: issuer }
+  const auth = await startService({
+    name: 'auth-service',
+    script: here('../services/auth-service/dist/server.js'),
+    env: {
+      ...common,
+      PORT: String(authPort),
+      REDIS_URL: redis.url,
+      REFRESH_TOKEN_SECRET: secret,
+      // One client address sends every login: the per-IP attempt limit would turn most into 429s.
+      RATE_LIMIT_IP_ATTEMPTS: '1000000000',
+      ARGON2_CONCURRENCY: String(HASH_CONCURRENCY)
+    },
+    processes,
+    readyUrl: `${issuer}/readyz`,
+    profileDir
+  })
+  started.push(auth)
+  const resource = await startService({
+    name: 'resource-service',
+    script: here('../services/resource-service/dist/server.js'),
+    env: { ...common, PORT: String(resourcePort), JWKS_URL: `${issuer}/.well-known/jwks.json` },
+    processes,
+    readyUrl: `http://${HOST}:${resourcePort}/readyz`,
+    profileDir
+  })
+  started.push(resource)
+  const reference = await startService({
+    name: 'reference',
+    script: here('./reference-server.mjs'),
+    env: { LOG_LEVEL: common.LOG_LEVEL, PORT: String(referencePort), REDIS_URL: redis.url },
+    processes,
+    readyUrl: `http://${HOST}:${referencePort}/healthz`,
+    profileDir
+  })
+  started.push(reference)
+  const rss = () => ({ 'auth-service': auth.rss(), 'resource-service': resource.rss() })
+
+  const seeder = await openSeeder({ redisUrl: redis.url, secret })
+  const seedStart = Date.now()
+  // Access tokens from the real auth-service: one refresh of each seeded session.
+  const accessTokens = []
+  const first = await seeder.refreshTokens(TOKENS)
+  for (let i = 0; i < first.length; i += 50) {
+    accessTokens.push(...await Promise.all(first.slice(i, i + 50).map(async (refreshToken) => {
+      const response = await fetch(`${issuer}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: refreshToken }) })
+      const body = await response.json()
+      if (response.status !== 200) throw new Error(`seeding refresh got ${response.status}: ${JSON.stringify(body)}`)
+      return body.access_token
+    })))
+  }
+  const check = await fetch(`http://${HOST}:${resourcePort}/me`, { headers: { authorization: `Bearer ${accessTokens[0]}` } })
+  if (check.status !== 200) throw new Error(`GET /me with a fresh token answered ${check.status}`)
+  await check.arrayBuffer()
+  log(`${accessTokens.length} access tokens issued in ${Date.now() - seedStart} ms`)
+
+  const base = { connections: CONNECTIONS, durationSeconds: DURATION }
+  const single = async (run) => (await load([run]))[0]
+  /** ROUNDS turns of reference then service; `serviceRun(referenceTurn)` may seed each turn its own pool. */
+  async function compare (label, referenceRun, serviceRun) {
+    const turns = { reference: [], service: [] }
+    const redisCalls = {}
+    for (let round = 0; round < ROUNDS; round++) {
+      log(`${label}: round ${round + 1}/${ROUNDS}, reference`)
+      turns.reference.push(await single(referenceRun))
+      const run = await serviceRun(turns.reference[round])
+      log(`${label}: round ${round + 1}/${ROUNDS}, Baton`)
+      const before = await seeder.commandCounts()
+      turns.service.push(await single(run))
+      for (const [command, calls] of Object.entries(await seeder.commandCounts())) {
+        if (command !== 'info' && calls > (before[command] ?? 0)) redisCalls[command] = (redisCalls[command] ?? 0) + calls - (before[command] ?? 0)
+      }
+    }
+    const service = combine(turns.service)
+    // Redis commands the service sent per answered request: its round trips.
+    service.redisCommandsPerRequest = Object.fromEntries(Object.entries(redisCalls).map(([command, calls]) => [command, Number((calls / service.requests).toFixed(3))]))
+    return { reference: combine(turns.reference), service }
+  }
+  const byName = {}
+
+  if (only.has('verify')) {
+    const { reference: ref, service } = await compare('verify',
+      { ...base, label: 'bare /me', kind: 'me', url: `http://${HOST}:${referencePort}`, pool: accessTokens },
+      () => ({ ...base, label: 'GET /me', kind: 'me', url: `http://${HOST}:${resourcePort}`, pool: accessTokens }))
+    byName.verify = { name: 'verify', service, reference: { name: 'bare Fastify route', ...ref }, ratio: service.rps / ref.rps, rss: rss(), target: '≥ 0.85' }
+    scenarios.push(byName.verify)
+  }
+
+  if (only.has('refresh')) {
+    const pools = []
+    const { reference: ref, service } = await compare('refresh',
+      { ...base, label: 'bare EVALSHA', kind: 'refresh', path: '/rotate', url: `http://${HOST}:${referencePort}`, pool: first },
+      async (referenceTurn) => {
+        // A fresh token for every request Baton could answer in the turn, were it as fast as the reference just was.
+        const size = Math.min(MAX_REFRESH_POOL, Math.ceil(Math.max(referenceTurn.rps, 2000) * DURATION * 1.5))
+        const t0 = Date.now()
+        pools.push(await seeder.refreshTokens(size))
+        log(`refresh: ${size} sessions seeded in ${Date.now() - t0} ms`)
+        return { ...base, label: 'refresh grant', kind: 'refresh', url: issuer, pool: pools.at(-1), amount: size }
+      })
+    if (service.rounds.some((turn, i) => turn.requests >= pools[i].length)) log('refresh: a token pool ran out before the time did')
+    log(`refresh: Redis commands per rotation ${JSON.stringify(service.redisCommandsPerRequest)}`)
+    byName.refresh = { name: 'refresh', service, reference: { name: 'Fastify + 1 EVALSHA', ...ref }, ratio: service.rps / ref.rps, rss: rss(), target: '≥ 15000/s, p99 < 10 ms' }
+    scenarios.push(byName.refresh)
+  }
+
+  let users
+  if (only.has('login') || only.has('mixed')) users = await seeder.users(LOGIN_USERS, PASSWORD, ARGON2)
+
+  if (only.has('login')) {
+    const turns = { reference: [], service: [], probe: [] }
+    for (let round = 0; round < ROUNDS; round++) {
+      log(`login: round ${round + 1}/${ROUNDS}, raw argon2id`)
+      turns.reference.push(await argon2Reference(DURATION))
+      log(`login: round ${round + 1}/${ROUNDS}, password grant with /healthz probed alongside`)
+      const [service, probe] = await load([
+        { ...base, label: 'password grant', kind: 'login', url: issuer, pool: users, password: PASSWORD },
+        { label: '/healthz', kind: 'get', path: '/healthz', url: issuer, connections: 1, overallRate: 50, durationSeconds: DURATION }
+      ])
+      turns.service.push(service)
+      turns.probe.push(probe)
+    }
+    const ref = combine(turns.reference)
+    const service = combine(turns.service)
+    byName.login = { name: 'login', service, probe: combine(turns.probe), reference: { name: 'raw argon2id', ...ref }, ratio: service.rps / ref.rps, rss: rss(), target: '≥ 0.90' }
+    scenarios.push(byName.login)
+  }
+
+  if (only.has('mixed') && byName.verify && byName.refresh && byName.login) {
+    // If costs simply added up, the mix could run at this rate: the reference.
+    const predicted = 1 / (0.95 / byName.verify.service.rps + 0.04 / byName.refresh.service.rps + 0.01 / byName.login.service.rps)
+    const pool = await seeder.refreshTokens(Math.ceil(predicted * 0.04 * DURATION * 1.5) + 100)
+    log(`mixed: 95 % GET /me, 4 % refresh, 1 % login; predicted ${Math.round(predicted)}/s`)
+    const parts = await load([
+      { label: 'GET /me', kind: 'me', url: `http://${HOST}:${resourcePort}`, pool: accessTokens, connections: 44, durationSeconds: DURATION, overallRate: Math.ceil(predicted * 0.95 * 1.2) },
+      { label: 'refresh', kind: 'refresh', url: issuer, pool, amount: pool.length, connections: 4, durationSeconds: DURATION, overallRate: Math.ceil(predicted * 0.04) },
+      { label: 'login', kind: 'login', url: issuer, pool: users, password: PASSWORD, connections: 2, durationSeconds: DURATION, overallRate: Math.max(1, Math.ceil(predicted * 0.01)) }
+    ])
+    const total = parts.reduce((sum, part) => sum + part.rps, 0)
+    const weighted = (key) => Math.max(...parts.map((part) => part.latency[key]))
+    const service = {
+      rps: total,
+      latency: { p50: parts[0].latency.p50, p99: weighted('p99') },
+      errors: parts.reduce((sum, part) => sum + part.errors, 0),
+      timeouts: parts.reduce((sum, part) => sum + part.timeouts, 0),
+      non2xx: parts.reduce((sum, part) => sum + part.non2xx, 0),
+      parts,
+      mix: parts.map((part) => `${part.label} ${(100 * part.rps / total).toFixed(1)} %`).join(', ')
+    }
+    log(`mixed: achieved ${service.mix}`)
+    byName.mixed = { name: 'mixed', service, reference: { name: 'costs added up', rps: predicted }, ratio: total / predicted, rss: rss(), target: '' }
+    scenarios.push(byName.mixed)
+  }
+  await seeder.close()
+} catch (error) {
+  log(String(error?.stack ?? error))
+  exitCode = 1
+} finally {
+  for (const service of started.reverse()) {
+    const { code, signal } = await service.stop()
+    if (code !== 0) {
+      log(`${service.name} did not stop cleanly (${code ?? signal})`)
+      exitCode = 1
+    }
+  }
+  await redis.stop()
+}
+
+if (scenarios.length > 0) {
+  const rows = tableRows(scenarios)
+  const caption = `${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${processes} process(es) per service, ${CONNECTIONS} connections, generator on the same machine`
+  process.stdout.write(`\n${caption}\n\n${textTable(rows)}\n\n${markdownTable(rows)}\n`)
+  mkdirSync(resultsDir, { recursive: true })
+  const json = JSON.stringify({ date: new Date().toISOString(), machine, flags, scenarios }, null, 2) + '\n'
+  writeFileSync(`${resultsDir}${stamp}.json`, json)
+  writeFileSync(`${resultsDir}latest.json`, json)
+  writeFileSync(`${resultsDir}${processes > 1 ? `latest-${processes}-processes` : 'latest'}.svg`, chartSvg(scenarios, caption))
+  log(`results in bench/results/${stamp}.json (and latest.json)`)
+}
+if (profileDir !== undefined) {
+  for (const service of readdirSync(profileDir)) {
+    for (const file of readdirSync(`${profileDir}${service}`).filter((name) => name.endsWith('.cpuprofile'))) {
+      process.stdout.write(`\n${service} (${file}), top self time:\n${summarizeProfile(`${profileDir}${service}/${file}`, 25)}\n`)
+    }
+  }
+}
+process.exit(exitCode)

@@ -1,0 +1,37 @@
+import t from 'tap'
+import { hkdfSync, randomBytes as nodeRandomBytes } from 'node:crypto'
+import { hkdfSha256, randomBytes, sealSuccessor, unsealSuccessor } from '../src/refresh-token.js'
+
+t.test('hkdfSha256 derives exactly what hkdfSync derives', async (t) => {
+  for (let i = 0; i < 50; i++) {
+    const ikm = nodeRandomBytes(32)
+    const salt = nodeRandomBytes(i % 3 === 0 ? 0 : 16)
+    const info = `baton test ${i}`
+    t.same(hkdfSha256(ikm, salt, info), Buffer.from(hkdfSync('sha256', ikm, salt, info, 32)))
+  }
+})
+
+t.test('a successor sealed under the derived key opens only with its predecessor', async (t) => {
+  const secret = nodeRandomBytes(32)
+  const sealed = sealSuccessor('the successor', secret, 'AAAAAAAAAAAAAAAAAAAAAA')
+  t.equal(unsealSuccessor(sealed, secret, 'AAAAAAAAAAAAAAAAAAAAAA'), 'the successor')
+  t.equal(unsealSuccessor(sealed, nodeRandomBytes(32), 'AAAAAAAAAAAAAAAAAAAAAA'), undefined)
+  t.equal(unsealSuccessor(sealed, secret, 'BAAAAAAAAAAAAAAAAAAAAA'), undefined)
+})
+
+t.test('randomBytes: the sizes asked for, never the same bytes twice, across pool refills', async (t) => {
+  const seen = new Set<string>()
+  for (let i = 0; i < 2000; i++) {
+    const bytes = randomBytes(12 + (i % 21))
+    t.equal(bytes.length, 12 + (i % 21))
+    seen.add(bytes.toString('hex'))
+  }
+  t.equal(seen.size, 2000)
+  const large = randomBytes(10_000)
+  t.equal(large.length, 10_000)
+  t.not(large.toString('hex'), Buffer.alloc(10_000).toString('hex'))
+  const held = randomBytes(32)
+  const copy = Buffer.from(held)
+  for (let i = 0; i < 300; i++) randomBytes(32)
+  t.same(held, copy, 'bytes handed out are not changed by later draws')
+})
