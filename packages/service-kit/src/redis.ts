@@ -28,7 +28,10 @@ export interface RedisClientOptions {
   commandTimeoutMs: number
   /** Default true: the caller calls `connect()` (and may start while Redis is down). */
   lazyConnect?: boolean
-  /** Commands issued in one tick share one write (ioredis `enableAutoPipelining`); never for a client that blocks. Default false. */
+  /**
+   * Commands issued in one tick share one write (ioredis `enableAutoPipelining`); never for a client that blocks.
+   * Default false; not for a cluster, where ioredis 5 writes an auto-pipeline to a node connection before it exists.
+   */
   autoPipelining?: boolean
 }
 
@@ -181,7 +184,6 @@ export function createRedisClient (target: RedisTarget | string, options: RedisC
     case 'cluster': {
       const clusterOptions: ClusterOptions = {
         lazyConnect,
-        enableAutoPipelining,
         enableOfflineQueue: false,
         // Writes only: a replica may lag behind a rotation it has not seen yet.
         scaleReads: 'master',

@@ -62,15 +62,16 @@ const timed = Symbol('baton.redis.timed')
  * wrapped (shared by two apps) reports to the first only.
  */
 export function timeCommands (client: RedisClient, observe: (label: string, seconds: number) => void): void {
-  const target = client as unknown as { sendCommand: (command: SentCommand, stream?: unknown) => unknown, [timed]?: true }
+  // Every argument passes through: a cluster's sendCommand takes the node to use as a third.
+  const target = client as unknown as { sendCommand: (command: SentCommand, ...rest: unknown[]) => unknown, [timed]?: true }
   if (target[timed] === true) return
   target[timed] = true
   const send = target.sendCommand.bind(client)
-  target.sendCommand = (command, stream) => {
+  target.sendCommand = (command, ...rest) => {
     // Before sending: a script's first use on a connection turns EVALSHA into EVAL as it is written.
     const label = command.name === 'evalsha' ? scriptName(command.args[0] as string) ?? 'evalsha' : command.name
     const start = performance.now()
-    const result = send(command, stream)
+    const result = send(command, ...rest)
     const done = (): void => { observe(label, (performance.now() - start) / 1000) }
     command.promise.then(done, done)
     return result
