@@ -54,7 +54,8 @@ t.test('SIGTERM: finishes in-flight requests, closes Redis, exits 0', async (t) 
 
 async function started (env: Record<string, string>): Promise<ReturnType<typeof run> & { base: string }> {
   const port = await freePort()
-  const server = run({ PORT: String(port), LOG_LEVEL: 'info', ...env })
+  // debug: the tests wait for a request's arrival line, which is logged at debug.
+  const server = run({ PORT: String(port), LOG_LEVEL: 'debug', ...env })
   const base = `http://127.0.0.1:${port}`
   for (let i = 0; i < 100; i++) {
     if (await fetch(`${base}/readyz`).then((response) => response.ok, () => false)) return { ...server, base }
