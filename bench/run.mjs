@@ -142,7 +142,8 @@ try {
   const resource = await startService({
     name: 'resource-service',
     script: here('../services/resource-service/dist/server.js'),
-    env: { ...common, PORT: String(resourcePort), JWKS_URL: `${issuer}/.well-known/jwks.json` },
+    // With the revocation feed, as a deployment that wants logout honoured at once runs it.
+    env: { ...common, PORT: String(resourcePort), JWKS_URL: `${issuer}/.well-known/jwks.json`, REDIS_URL: redis.url },
     processes,
     readyUrl: `http://${HOST}:${resourcePort}/readyz`,
     profileDir
