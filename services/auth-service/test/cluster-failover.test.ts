@@ -3,7 +3,7 @@ import type { Cluster } from 'ioredis'
 import type { LightMyRequestResponse } from 'fastify'
 import { startRedisCluster } from '@baton/test-redis'
 import { buildApp, loadConfig } from '../src/app.js'
-import { register, login, refresh, bearer, decodeJwt, testClient, type Tokens } from './helper.js'
+import { register, login, refresh, bearer, decodeJwt, testClient, untilReady, type Tokens } from './helper.js'
 
 // A master of a real Redis Cluster is SIGKILLed under a bounded load of
 // refreshes and logins for one user whose keys it holds. What a client may
@@ -38,6 +38,7 @@ t.test('a master killed mid-load: fast 503s, nothing lost, recovery without a re
   }))
   t.teardown(async () => { await app.close() })
   await app.ready()
+  await untilReady(app)
   const cluster = testClient(backend) as Cluster
   t.teardown(() => { cluster.disconnect() })
   const user = await register(app, 'failover')

@@ -91,12 +91,23 @@ export async function setup (t: Test, env: Record<string, string> = {}, options:
   stream.on('data', (chunk: Buffer) => { captured += chunk.toString() })
   const app = await buildApp(config, { now: clock.now, logStream: stream })
   await app.ready()
+  // A cluster client learns the slot map, and the keyring loads, after start-up: wait as a load balancer would.
+  if (backend.kind === 'cluster') await untilReady(app)
   const redis = testClient(backend)
   t.teardown(async () => {
     await app.close()
     redis.disconnect()
   })
   return { app, redis, backend, clock, prefix, logs: () => captured }
+}
+
+/** Resolves once `/readyz` answers 200; throws after `timeoutMs`. */
+export async function untilReady (app: FastifyInstance, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while ((await app.inject('/readyz')).statusCode !== 200) {
+    if (Date.now() > deadline) throw new Error(`not ready after ${timeoutMs} ms: ${(await app.inject('/readyz')).body}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
 }
 
 export async function register (app: FastifyInstance, username = `user${++counter}`, password = 'correct horse battery'): Promise<{ id: string, username: string, password: string }> {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startRedisSentinel } from '@baton/test-redis'
 import { buildApp, loadConfig } from '../src/app.js'
-import { register, login, refresh, type Tokens } from './helper.js'
+import { register, login, refresh, untilReady, type Tokens } from './helper.js'
 
 // The auth-service finds its master through Sentinel, and follows it when
 // the Sentinel promotes the replica: fast 503s meanwhile, no restart.
@@ -18,7 +18,7 @@ t.test('through Redis Sentinel: the lifecycle, then a failover', async (t) => {
   }))
   t.teardown(async () => { await app.close() })
   await app.ready()
-  await waitReady(app, 5000)
+  await untilReady(app)
 
   const user = await register(app, 'sentinel')
   let tokens = await login(app, user.username, user.password)
@@ -62,10 +62,3 @@ t.test('through Redis Sentinel: the lifecycle, then a failover', async (t) => {
   t.equal((await app.inject('/readyz')).statusCode, 200, 'ready again')
 })
 
-async function waitReady (app: Awaited<ReturnType<typeof buildApp>>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while ((await app.inject('/readyz')).statusCode !== 200) {
-    if (Date.now() > deadline) throw new Error('never became ready')
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}

@@ -9,6 +9,8 @@ t.test('on a Redis Cluster: each kind of revocation reaches the verifier', async
   t.teardown(async () => { await cluster.stop() })
   const env = { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_KEY_PREFIX: 'feed-cluster:' }
   const auth = await startAuth(t, env)
+  // The cluster client learns the slot map after start-up; wait as a load balancer would.
+  t.ok(await eventually(async () => (await fetch(`${auth.url}/readyz`)).ok, 15_000), 'the auth-service is ready on the cluster')
   const api = await startResource(t, auth, env)
   await api.ready()
 
