@@ -7,8 +7,14 @@ import { sharedRedis, refresh } from './helper.js'
 
 const SERVER = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 
+// Whatever a failing test leaves running is killed when the file ends: no stray service outlives the suite.
+const children = new Set<ReturnType<typeof spawn>>()
+t.teardown(() => { for (const child of children) child.kill('SIGKILL') })
+
 function run (env: Record<string, string>): { exited: Promise<{ code: number | null, stderr: string }>, kill: (signal: NodeJS.Signals) => void, logged: (pattern: RegExp, times?: number) => Promise<void> } {
   const child = spawn(process.execPath, [SERVER], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(child)
+  child.once('exit', () => { children.delete(child) })
   let stderr = ''
   let stdout = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
@@ -18,7 +24,11 @@ function run (env: Record<string, string>): { exited: Promise<{ code: number | n
     kill: (signal) => child.kill(signal),
     logged: async (pattern, times = 1) => {
       const global = new RegExp(pattern.source, 'g')
-      while ((stdout.match(global)?.length ?? 0) < times) await new Promise((resolve) => setTimeout(resolve, 2))
+      const deadline = Date.now() + 20_000
+      while ((stdout.match(global)?.length ?? 0) < times) {
+        if (Date.now() > deadline) throw new Error(`the service never logged ${pattern.source} ${times} times`)
+        await new Promise((resolve) => setTimeout(resolve, 2))
+      }
     }
   }
 }
