@@ -25,14 +25,9 @@ Returns {'created', evicted sid…}, or {'undeclared', sid…}: the sessions
 eviction needs, when one of them was not declared (nothing changed); error
 STALE (nothing changed) when run after the deadline.
 ]]
--- Run after the caller gave up on it (it sat in a paused server's buffer):
--- change nothing, so a request already answered 503 never takes effect.
-if tonumber(ARGV[6]) > 0 then
-  local t = redis.call('TIME')
-  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[6]) then
-    return redis.error_reply('STALE the caller stopped waiting for this command')
-  end
-end
+-- A request already answered 503 never takes effect (staleReply: lib/prelude.lua).
+local stale = staleReply(ARGV[6])
+if stale then return stale end
 local sid = ARGV[1]
 local now = tonumber(ARGV[2])
 local expiry = tonumber(ARGV[3])

@@ -22,8 +22,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     if info[i] == 'last-generated-id' then prev = info[i + 1] break end
   end
 end
-local time = redis.call('TIME')
-local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local nowMs = redisTimeMs()
 local fields = {}
 for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
 -- '~': Redis drops whole macro nodes only, so trimming costs almost nothing; a few more entries may stay.

@@ -15,14 +15,9 @@ Returns {0, 0} when the attempt was counted, else {ms, i}: the milliseconds
 until KEYS[i], the longest-lived counter that refused it, expires (nothing
 was counted then); error STALE (nothing counted) when run after the deadline.
 ]]
--- Run after the caller gave up on it (it sat in a paused server's buffer):
--- change nothing, so a request already answered 503 never takes effect.
-if tonumber(ARGV[3 * #KEYS + 1]) > 0 then
-  local t = redis.call('TIME')
-  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[3 * #KEYS + 1]) then
-    return redis.error_reply('STALE the caller stopped waiting for this command')
-  end
-end
+-- A request already answered 503 never takes effect (staleReply: lib/prelude.lua).
+local stale = staleReply(ARGV[3 * #KEYS + 1])
+if stale then return stale end
 local wait, refusedBy = 0, 0
 for i = 1, #KEYS do
   local limit = tonumber(ARGV[3 * i - 1])

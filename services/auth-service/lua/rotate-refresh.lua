@@ -29,14 +29,9 @@ Returns one of:
   {'invalid_scope'} the asked scope is wider than the session's; nothing changed
   error STALE       run after the deadline; nothing changed
 ]]
--- Run after the caller gave up on it (it sat in a paused server's buffer):
--- change nothing, so a request already answered 503 never takes effect.
-if tonumber(ARGV[12]) > 0 then
-  local t = redis.call('TIME')
-  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[12]) then
-    return redis.error_reply('STALE the caller stopped waiting for this command')
-  end
-end
+-- A request already answered 503 never takes effect (staleReply: lib/prelude.lua).
+local stale = staleReply(ARGV[12])
+if stale then return stale end
 local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'next', 'exp', 'abs_exp', 'client_id', 'scope', 'username')
 local current, previous, rotatedAt, sealed, idleExpiry, absoluteExpiry, clientId, scope, username =
   s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9]

@@ -1,11 +1,10 @@
 import t, { type Test } from 'tap'
-import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { redisCommand, startRedis, type TestRedis } from '@baton/test-redis'
 import { buildApp, loadConfig } from '../src/app.js'
+import { scriptSha } from '../src/lua-scripts.js'
 import { register, login, refresh, bearer, decodeJwt } from './helper.js'
 
 const timed = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
@@ -90,7 +89,6 @@ async function faultyApp (t: Test, server: TestRedis, env: Record<string, string
   return { app, redis, prefix }
 }
 
-const scriptSha = (file: string): string => createHash('sha1').update(readFileSync(new URL(`../lua/${file}`, import.meta.url), 'utf8')).digest('hex')
 
 /**
  * Fault injection at the wire: runs `fault` once, as the app sends the
