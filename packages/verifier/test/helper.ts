@@ -3,6 +3,7 @@
 import { createHmac, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { connect, type AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
 import { createSigner } from 'fast-jwt'
 
 export type TestAlgorithm = 'EdDSA' | 'ES256'
@@ -200,4 +201,14 @@ export function oddAuthorizationHeaders (token: string): Array<[string, number, 
     [`bearer ${token}`, 200, undefined],
     [`BEARER ${token}`, 200, undefined]
   ]
+}
+
+/** Sends every `oddAuthorizationHeaders` value to `url` and asserts its RFC 6750 answer. */
+export async function assertOddAuthorizationHeaders (t: Test, app: FastifyInstance, url: string, token: string): Promise<void> {
+  for (const [value, status, error] of oddAuthorizationHeaders(token)) {
+    const response = await app.inject({ url, headers: { authorization: value } })
+    t.equal(response.statusCode, status, JSON.stringify(value.slice(0, 30)))
+    if (status === 401) t.match(response.headers['www-authenticate'], /^Bearer realm="baton"/)
+    if (error !== undefined) t.equal(response.json<{ error: string }>().error, error)
+  }
 }

@@ -53,11 +53,13 @@ export interface SessionInfo {
 
 const MAX_USER_AGENT = 256
 
+/** What a session store needs beyond Redis; each defaults to "none". */
 export interface SessionStoreOptions {
   replication?: Replication
   deadline?: () => number
   feed?: RevocationPublisher
 }
+
 // A round adds what changed since the last; more than a few means a storm of logins for one user.
 const MAX_DECLARE_ROUNDS = 4
 

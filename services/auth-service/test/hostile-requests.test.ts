@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import { setup, register, login, bearer } from './helper.js'
-import { rawRequest, statusOf, oddAuthorizationHeaders } from '../../../packages/verifier/test/helper.js'
+import { rawRequest, statusOf, assertOddAuthorizationHeaders } from '../../../packages/verifier/test/helper.js'
 
 async function listen (app: FastifyInstance): Promise<number> {
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -101,13 +101,7 @@ t.test('odd Authorization headers get RFC 6750 answers, never a 5xx', async (t) 
   const { app } = await setup(t, LIMITS)
   const user = await register(app, 'oddheaders')
   const { access_token: token } = await login(app, 'oddheaders', user.password)
-  const cases = oddAuthorizationHeaders(token)
-  for (const [value, status, error] of cases) {
-    const response = await app.inject({ url: '/sessions', headers: { authorization: value } })
-    t.equal(response.statusCode, status, JSON.stringify(value.slice(0, 30)))
-    if (status === 401) t.match(response.headers['www-authenticate'], /^Bearer realm="baton"/)
-    if (error !== undefined) t.equal(response.json<{ error: string }>().error, error)
-  }
+  await assertOddAuthorizationHeaders(t, app, '/sessions', token)
 })
 
 t.test('hostile traffic never stalls the event loop: /healthz keeps answering at once', async (t) => {
