@@ -18,11 +18,17 @@ ARGV[9]  user agent
 ARGV[10] client IP
 ARGV[11] scope the client asks for ('' for the session's whole scope)
 ARGV[12] deadline: Redis time (ms) after which the caller no longer waits; 0: none
+ARGV[13] network of the presenting client: its IPv4 address, or its IPv6 /64
+ARGV[14] hash of the presenting client's user agent
+ARGV[15] most grace retries one rotation may answer
 
 Returns one of:
   {'rotated', expiry ms, scope, username}
   {'replayed', sealed successor, scope, username}  the just-rotated token, retried inside the grace window
-  {'reused'}        an older token came back: the session is gone
+  {'reused', reason} a spent token came back: the session is gone; reason is
+                    'spent_token', or 'other_network' / 'other_user_agent' for a
+                    grace retry from another client instance than the rotation's
+  {'grace_exhausted'} the grace retries of this rotation are spent; nothing changed
   {'unknown'}       no such session (ended, expired, or never existed)
   {'wrong_client'}  the current token, presented by another client; nothing changed
   {'expired'}       idle or absolute lifetime over: the session is gone
@@ -32,9 +38,10 @@ Returns one of:
 -- A request already answered 503 never takes effect (staleReply: lib/prelude.lua).
 local stale = staleReply(ARGV[12])
 if stale then return stale end
-local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'next', 'exp', 'abs_exp', 'client_id', 'scope', 'username')
-local current, previous, rotatedAt, sealed, idleExpiry, absoluteExpiry, clientId, scope, username =
-  s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9]
+local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'next', 'exp', 'abs_exp', 'client_id', 'scope', 'username',
+  'prev_net', 'prev_ua')
+local current, previous, rotatedAt, sealed, idleExpiry, absoluteExpiry, clientId, scope, username, rotatedFrom, rotatedWith =
+  s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11]
 if not current then return {'unknown'} end
 
 local now = tonumber(ARGV[4])
@@ -60,9 +67,23 @@ local isGraceRetry = not isCurrent and sameClient and previous and ARGV[1] == pr
   and now - tonumber(rotatedAt) <= tonumber(ARGV[6])
 if not isCurrent and not isGraceRetry then
   revoke()
-  return {'reused'}
+  return {'reused', 'spent_token'}
 end
 if not sameClient then return {'wrong_client'} end
+
+-- The grace retry exists for tabs of one browser and a lost response: both
+-- come from the client instance that rotated. The same token from another
+-- network or user agent is a copy in someone else's hands. A rotation
+-- recorded before these fields existed carries none and is not compared.
+if isGraceRetry then
+  local reason = nil
+  if rotatedFrom and rotatedFrom ~= ARGV[13] then reason = 'other_network'
+  elseif rotatedWith and rotatedWith ~= ARGV[14] then reason = 'other_user_agent' end
+  if reason then
+    revoke()
+    return {'reused', reason}
+  end
+end
 
 -- Checked before anything changes, so a refused scope leaves the token usable.
 if ARGV[11] ~= '' then
@@ -73,13 +94,20 @@ if ARGV[11] ~= '' then
   end
 end
 
+-- Refused, not revoked: the retry comes from the rotating client itself, so
+-- its count says nothing of theft; the bound only caps how many access tokens
+-- one spent refresh token can mint.
 if isGraceRetry then
+  if redis.call('HINCRBY', KEYS[1], 'prev_retries', 1) > tonumber(ARGV[15]) then
+    return {'grace_exhausted'}
+  end
   return {'replayed', sealed, scope, username or ''}
 end
 
 local expiry = math.min(now + tonumber(ARGV[5]), tonumber(absoluteExpiry))
 redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'prev_at', ARGV[4], 'next', ARGV[3],
-  'last_used_at', ARGV[4], 'exp', string.format('%d', expiry), 'user_agent', ARGV[9], 'ip', ARGV[10])
+  'last_used_at', ARGV[4], 'exp', string.format('%d', expiry), 'user_agent', ARGV[9], 'ip', ARGV[10],
+  'prev_net', ARGV[13], 'prev_ua', ARGV[14], 'prev_retries', 0)
 redis.call('HINCRBY', KEYS[1], 'gen', 1)
 redis.call('PEXPIRE', KEYS[1], expiry - now)
 redis.call('ZADD', KEYS[2], expiry, sid)

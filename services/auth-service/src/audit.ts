@@ -14,6 +14,7 @@ export type AuditEvent =
   | 'login.locked'
   | 'refresh.race_absorbed'
   | 'refresh.reuse_detected'
+  | 'refresh.grace_exhausted'
   | 'session.revoked'
   | 'access_token.revoked'
   | 'password.changed'
@@ -30,7 +31,7 @@ export interface AuditFields {
 }
 
 // Events that mean an attack (or a leak) is under way are warnings; the rest is information.
-const WARNINGS = new Set<AuditEvent>(['refresh.reuse_detected', 'login.locked', 'registration.limited'])
+const WARNINGS = new Set<AuditEvent>(['refresh.reuse_detected', 'refresh.grace_exhausted', 'login.locked', 'registration.limited'])
 
 /** Logs one audit event for `request`, with its client IP and user agent. */
 export function audit (request: FastifyRequest, event: AuditEvent, fields: AuditFields = {}): void {

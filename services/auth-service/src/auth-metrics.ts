@@ -4,7 +4,7 @@ import { counter, labelled } from '@baton/service-kit'
 import type { AuditEvent, AuditFields } from './audit.js'
 
 /** How a refresh grant ended, as counted by `baton_auth_refreshes_total{outcome}`. */
-export type RefreshOutcome = 'rotated' | 'race_absorbed' | 'reuse_detected' | 'expired' | 'invalid_scope' | 'invalid'
+export type RefreshOutcome = 'rotated' | 'race_absorbed' | 'reuse_detected' | 'grace_exhausted' | 'expired' | 'invalid_scope' | 'invalid'
 
 /** Token types of `baton_auth_tokens_issued_total{token_type}`. */
 export type IssuedTokenType = 'access_token' | 'refresh_token'

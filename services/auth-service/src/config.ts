@@ -18,6 +18,8 @@ export interface Config extends CommonConfig {
   REFRESH_TOKEN_TTL: number
   SESSION_MAX_TTL: number
   REFRESH_REUSE_GRACE: number
+  /** Retries of one rotation answered inside REFRESH_REUSE_GRACE; further ones get invalid_grant. */
+  REFRESH_GRACE_RETRIES: number
   DEFAULT_SCOPES: readonly string[]
   /** PEM text from SIGNING_KEY or the file SIGNING_KEY_FILE names: the first key signs, further ones are only published; undefined: generated keys kept in Redis. */
   SIGNING_KEY: string | undefined
@@ -71,6 +73,8 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     REFRESH_TOKEN_TTL: refreshIdle,
     SESSION_MAX_TTL: read.duration('SESSION_MAX_TTL', '90d', 60),
     REFRESH_REUSE_GRACE: read.duration('REFRESH_REUSE_GRACE', '10s', 0, 300),
+    // A lost response and a few tabs waking together; each retry mints one more access token.
+    REFRESH_GRACE_RETRIES: read.int('REFRESH_GRACE_RETRIES', 5, 1, 100),
     DEFAULT_SCOPES: readScopes(read.string('DEFAULT_SCOPES', 'profile')),
     SIGNING_KEY: readSigningKey(read.raw('SIGNING_KEY'), read.raw('SIGNING_KEY_FILE')),
     REFRESH_TOKEN_SECRET: readRefreshSecret(read.raw('REFRESH_TOKEN_SECRET')),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { ChainableCommander } from 'ioredis'
 import type { RedisClient } from '@baton/service-kit'
 import type { RedisKeys } from './redis-keys.js'
@@ -5,6 +6,7 @@ import { BatonError } from '@baton/tokens'
 import { replicatedWrite, storage, type Replication } from './plugins/redis.js'
 import { RefreshTokenCodec, isId, randomId, sealSuccessor, unsealSuccessor } from './refresh-token.js'
 import type { RevocationPublisher } from './plugins/revocation-feed.js'
+import { ipBucket } from './rate-limits.js'
 
 export interface SessionLifetimes {
   /** A session ends this long after its last refresh (ms). */
@@ -13,6 +15,8 @@ export interface SessionLifetimes {
   absoluteMs: number
   /** A retry of the just-rotated token inside this window gets the same successor (ms). */
   graceMs: number
+  /** How many such retries one rotation answers; further ones are refused. */
+  graceRetries: number
   maxSessionsPerUser: number
 }
 
@@ -38,9 +42,28 @@ export interface SessionTokens {
   refreshToken: string
 }
 
+/**
+ * Why a spent refresh token counted as stolen: it came back outside a grace
+ * retry, or inside the window from another network or user agent than the
+ * rotation it repeats.
+ */
+export type ReuseReason = 'spent_token' | 'other_network' | 'other_user_agent'
+
 export type RotateOutcome =
   | ({ outcome: 'rotated' | 'replayed' } & SessionTokens)
-  | { outcome: 'malformed' | 'unknown' | 'wrong_client' | 'expired' | 'reused' | 'invalid_scope', uid?: string, sid?: string }
+  | { outcome: 'reused', uid: string, sid: string, reason: ReuseReason }
+  | { outcome: 'malformed' | 'unknown' | 'wrong_client' | 'expired' | 'invalid_scope' | 'grace_exhausted', uid?: string, sid?: string }
+
+const REUSE_REASONS = new Set<string>(['spent_token', 'other_network', 'other_user_agent'])
+
+/**
+ * The client instance a grace retry must come from: the same network (an
+ * IPv4 address, an IPv6 /64) and the same user agent, hashed so that its
+ * length is bounded whatever the header holds.
+ */
+export function clientInstance (context: Pick<RequestContext, 'ip' | 'userAgent'>): { network: string, userAgent: string } {
+  return { network: ipBucket(context.ip), userAgent: createHash('sha256').update(context.userAgent).digest('base64url') }
+}
 
 export interface SessionInfo {
   id: string
@@ -120,8 +143,9 @@ export class SessionStore {
 
   /**
    * Exchanges a refresh token for its successor in one round trip. A retry of
-   * the just-rotated token inside the grace window gets the same successor
-   * back; any other reuse ends the session.
+   * the just-rotated token inside the grace window, from the client instance
+   * that rotated it, gets the same successor back, a bounded number of times;
+   * any other reuse ends the session.
    */
   async rotate (refreshToken: string, context: RequestContext, requestedScope = ''): Promise<RotateOutcome> {
     const codec = this.#codec()
@@ -130,11 +154,13 @@ export class SessionStore {
     const { uid, sid } = presented
     const successor = codec.issue(uid, sid)
     const sealed = sealSuccessor(successor.token, presented.secret, sid)
+    const instance = clientInstance(context)
     const reply = await this.#write<string[]>((redis) => redis.batonRotateRefresh(
       this.#keys.session(uid, sid), this.#keys.sessionIndex(uid),
       presented.hash, successor.hash, sealed, this.#now(),
       this.#lifetimes.idleMs, this.#lifetimes.graceMs, context.clientId, sid,
-      context.userAgent.slice(0, MAX_USER_AGENT), context.ip, requestedScope, this.#deadline()
+      context.userAgent.slice(0, MAX_USER_AGENT), context.ip, requestedScope, this.#deadline(),
+      instance.network, instance.userAgent, this.#lifetimes.graceRetries
     ))
     const [outcome, value, scope = '', username = ''] = reply
     if (outcome === 'rotated') {
@@ -145,8 +171,11 @@ export class SessionStore {
       if (previousSuccessor !== undefined) return { outcome, uid, sid, scope, username, refreshToken: previousSuccessor }
       return { outcome: 'unknown', uid, sid }
     }
-    if (outcome === 'unknown' || outcome === 'wrong_client' || outcome === 'expired' || outcome === 'reused' || outcome === 'invalid_scope') {
-      if (outcome === 'reused') await this.#feed?.sessionsEnded(uid, [sid])
+    if (outcome === 'reused' && value !== undefined && REUSE_REASONS.has(value)) {
+      await this.#feed?.sessionsEnded(uid, [sid])
+      return { outcome, uid, sid, reason: value as ReuseReason }
+    }
+    if (outcome === 'unknown' || outcome === 'wrong_client' || outcome === 'expired' || outcome === 'invalid_scope' || outcome === 'grace_exhausted') {
       return { outcome, uid, sid }
     }
     throw new Error(`unexpected reply from rotate-refresh: ${String(outcome)}`)

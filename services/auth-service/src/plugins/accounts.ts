@@ -51,6 +51,7 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
     idleMs: config.REFRESH_TOKEN_TTL * 1000,
     absoluteMs: config.SESSION_MAX_TTL * 1000,
     graceMs: config.REFRESH_REUSE_GRACE * 1000,
+    graceRetries: config.REFRESH_GRACE_RETRIES,
     maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
   }, now, {
     // Half the command timeout for WAIT, so a replica that lags answers 503 before the command itself times out.

@@ -14,7 +14,7 @@ const TokenRequestSchema = Type.Object({
   grant_type: Type.String({ maxLength: 64, description: '`password`, `refresh_token` or `client_credentials`' }),
   username: field(256, 'password grant'),
   password: field(1024, 'password grant'),
-  refresh_token: field(512, 'refresh_token grant: the latest refresh token; it is spent by this request'),
+  refresh_token: field(512, 'refresh_token grant: the latest refresh token; it is spent by this request. Sent again within `REFRESH_REUSE_GRACE` from the same address and user agent, it returns the same successor (at most `REFRESH_GRACE_RETRIES` times); from another address or user agent, or later, it revokes the session'),
   scope: field(2048, 'Space-delimited; may only narrow what the user, client or session is allowed'),
   client_id: field(128, 'A public client\'s id, or a confidential client\'s with client_secret_post; default: the built-in client `baton`'),
   client_secret: field(512, 'client_secret_post')
@@ -29,6 +29,7 @@ const REFRESH_OUTCOMES: Record<RotateOutcome['outcome'], RefreshOutcome> = {
   reused: 'reuse_detected',
   expired: 'expired',
   invalid_scope: 'invalid_scope',
+  grace_exhausted: 'grace_exhausted',
   malformed: 'invalid',
   unknown: 'invalid',
   wrong_client: 'invalid'
@@ -103,9 +104,12 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
         if (result.outcome === 'replayed') audit(request, 'refresh.race_absorbed', { user: result.uid, sid: result.sid, client_id: client.client_id })
         return tokenResponse('refresh_token', result, client, requested === '' ? result.scope : requested, result.outcome === 'rotated')
       case 'reused':
-        audit(request, 'refresh.reuse_detected', { user: result.uid, sid: result.sid, client_id: client.client_id })
+        audit(request, 'refresh.reuse_detected', { user: result.uid, sid: result.sid, client_id: client.client_id, reason: result.reason })
         audit(request, 'session.revoked', { user: result.uid, sid: result.sid, client_id: client.client_id, reason: 'refresh_token_reuse' })
         throw new BatonError('BATON_INVALID_GRANT', 'refresh token was already used; the session is revoked')
+      case 'grace_exhausted':
+        audit(request, 'refresh.grace_exhausted', { user: result.uid, sid: result.sid, client_id: client.client_id })
+        throw new BatonError('BATON_INVALID_GRANT', 'refresh token was already used and retried too often; use the refresh token an earlier answer returned')
       case 'invalid_scope':
         throw new BatonError('BATON_INVALID_SCOPE', 'scope exceeds the session\'s scope')
       case 'expired':
