@@ -6,7 +6,7 @@ import { revocationStreamKey } from '@baton/tokens'
  * live in one slot and every session change stays a single atomic script.
  * Scripts never build a key name themselves: every key is passed in KEYS.
  *
- *   <p>user:{<uid>}                   hash  the user record (no TTL: accounts persist)
+ *   <p>user:{<uid>}                   hash  the user record, with credential_version (no TTL: accounts persist)
  *   <p>user:{<uid>}:sessions          zset  session id -> expiry (ms); TTL = latest session expiry
  *   <p>user:{<uid>}:session:<sid>     hash  one session (refresh-token family); TTL = min(idle, absolute)
  *   <p>user:{<sub>}:revoked-token:<jti> string a revoked access token; TTL = until the token expires

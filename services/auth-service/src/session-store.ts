@@ -31,6 +31,8 @@ export interface NewSession {
   uid: string
   username: string
   scope: string
+  /** The user's credential version read with the password hash the login was verified against. */
+  credentialVersion: number
 }
 
 export interface SessionTokens {
@@ -118,8 +120,12 @@ export class SessionStore {
     this.#now = now
   }
 
-  /** Starts a session and returns its first refresh token, plus the sessions evicted to stay under the per-user maximum. */
-  async create (session: NewSession, context: RequestContext): Promise<SessionTokens & { evicted: string[] }> {
+  /**
+   * Starts a session and returns its first refresh token, plus the sessions
+   * evicted to stay under the per-user maximum; undefined, creating nothing,
+   * when the user's credentials changed after `credentialVersion` was read.
+   */
+  async create (session: NewSession, context: RequestContext): Promise<(SessionTokens & { evicted: string[] }) | undefined> {
     const now = this.#now()
     const sid = randomId()
     const issued = this.#codec().issue(session.uid, sid)
@@ -134,9 +140,10 @@ export class SessionStore {
       'ip', context.ip
     ]
     const evicted = await this.#withDeclaredSessions(session.uid, [], async (declared) => await this.#write<string[]>((redis) => redis.batonCreateSession(
-      2 + declared.length, this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid), ...this.#sessionKeys(session.uid, declared),
-      sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, this.#deadline(), declared.length, ...declared, ...fields
-    )).then(([status = '', ...sids]) => [status, sids] as const))
+      3 + declared.length, this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid), this.#keys.user(session.uid), ...this.#sessionKeys(session.uid, declared),
+      sid, now, expiry, absoluteExpiry, this.#lifetimes.maxSessionsPerUser, this.#deadline(), declared.length, session.credentialVersion, ...declared, ...fields
+    )).then(([status = '', ...sids]) => [status, status === 'credential_changed' ? undefined : sids] as const))
+    if (evicted === undefined) return undefined
     await this.#feed?.sessionsEnded(session.uid, evicted)
     return { uid: session.uid, sid, username: session.username, scope: session.scope, refreshToken: issued.token, evicted }
   }
@@ -237,10 +244,14 @@ export class SessionStore {
     }
   }
 
-  /** Ends every session of the user but `keepSid`; returns the ended session ids. */
+  /**
+   * Ends every session of the user but `keepSid`, and in the same step raises
+   * the user's credential version: a login verified before this call creates
+   * no session after it. Returns the ended session ids.
+   */
   async revokeAll (uid: string, keepSid = ''): Promise<string[]> {
     const ended = await this.#withDeclaredSessions(uid, [], async (declared) => await this.#write<[string, string[]]>((redis) => redis.batonRevokeUserSessions(
-      1 + declared.length, this.#keys.sessionIndex(uid), ...this.#sessionKeys(uid, declared), keepSid, ...declared)))
+      2 + declared.length, this.#keys.sessionIndex(uid), this.#keys.user(uid), ...this.#sessionKeys(uid, declared), keepSid, ...declared)))
     // The ended sessions by id, not "all of this user's tokens": the kept session and any login after this one stay valid.
     await this.#feed?.sessionsEnded(uid, ended)
     return ended

@@ -10,6 +10,12 @@ export interface UserRecord {
   passwordHash: string
   scopes: string[]
   createdAt: number
+  /**
+   * Raised by every change that ends all of the user's sessions (password
+   * change, "log out everywhere"). Read with `passwordHash` (or before it): a
+   * login creates its session only if it has not moved on since. Missing: 0.
+   */
+  credentialVersion: number
 }
 
 export interface NewUser {
@@ -21,7 +27,9 @@ export interface NewUser {
 /**
  * Where accounts live. The Redis store is the default; any other store (SQL,
  * a directory) only has to keep usernames unique without regard to case and
- * swap password hashes atomically.
+ * swap password hashes atomically, and read `credentialVersion` from the
+ * field the session scripts raise (`credential_version` of the user's Redis
+ * hash) no later than the password hash.
  */
 export interface UserStore {
   /** Throws BATON_USERNAME_TAKEN when the name is in use, in any case. */
@@ -54,7 +62,8 @@ export class RedisUserStore implements UserStore {
       username: user.username,
       passwordHash: user.passwordHash,
       scopes: [...user.scopes],
-      createdAt: this.#now()
+      createdAt: this.#now(),
+      credentialVersion: 0
     }
     const userKey = this.#keys.user(record.id)
     // The record and the name claim hash to different slots, so they cannot
@@ -89,7 +98,8 @@ export class RedisUserStore implements UserStore {
       username: fields.username,
       passwordHash: fields.password_hash,
       scopes: (fields.scopes ?? '').split(' ').filter((scope) => scope !== ''),
-      createdAt: Number(fields.created_at)
+      createdAt: Number(fields.created_at),
+      credentialVersion: Number(fields.credential_version ?? 0)
     }
   }
 

@@ -57,7 +57,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
 
   server.delete('/sessions', {
     schema: {
-      description: 'End all of the caller\'s sessions ("log out everywhere")',
+      description: 'End all of the caller\'s sessions ("log out everywhere"). A login whose password was verified before this creates no session after it (`400 invalid_grant`).',
       tags: ['sessions'],
       security: [{ bearerAuth: [] }],
       response: { 204: Type.Null(), ...Errors }

@@ -82,7 +82,12 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     await attempt.succeeded()
     const allowed = client.scope === undefined ? user.scopes : user.scopes.filter((scope) => client.scope!.includes(scope))
     const scope = formatScope(grantScope(body.scope, allowed))
-    const session = await app.sessions.create({ uid: user.id, username: user.username, scope }, requestContext(request, client))
+    const session = await app.sessions.create({ uid: user.id, username: user.username, scope, credentialVersion: user.credentialVersion }, requestContext(request, client))
+    if (session === undefined) {
+      // The password was changed, or every session ended, while this one was being verified.
+      audit(request, 'login.failed', { user: user.id, client_id: client.client_id, reason: 'credential_changed' })
+      throw new BatonError('BATON_INVALID_GRANT', 'the password or the sessions changed while signing in; sign in again')
+    }
     audit(request, 'login.succeeded', { user: user.id, sid: session.sid, client_id: client.client_id, sessions_evicted: session.evicted.length })
     return tokenResponse('password', session, client, scope)
   }

@@ -71,7 +71,7 @@ export default async function userRoutes (app: FastifyInstance): Promise<void> {
     onRequest: app.authenticate,
     preHandler: requireUserSession,
     schema: {
-      description: 'Change the caller\'s password; ends every other session, and the current one unless kept',
+      description: 'Change the caller\'s password; ends every other session, and the current one unless kept. A login verified with the old password creates no session from then on (`400 invalid_grant`), however long its password check took.',
       tags: ['users'],
       security: [{ bearerAuth: [] }],
       body: ChangePasswordSchema,
