@@ -84,7 +84,8 @@ const auth = await service('auth-service', authPort, {
   ISSUER: `http://127.0.0.1:${authPort}`,
   // Every client shares 127.0.0.1: the per-IP limits would otherwise be the test.
   RATE_LIMIT_IP_ATTEMPTS: '1000000000',
-  RATE_LIMIT_IP_FAILURES: '1000000000'
+  RATE_LIMIT_IP_FAILURES: '1000000000',
+  RATE_LIMIT_REGISTRATIONS: '1000000000'
 })
 const resource = await service('resource-service', await freePort(), {
   ISSUER: auth.base,

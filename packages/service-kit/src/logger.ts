@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 // and response headers, parsed bodies and any object a handler logs.
 const SECRET_FIELDS = [
   'password', 'current_password', 'new_password', 'client_secret',
-  'access_token', 'refresh_token', 'token', 'assertion', 'cookie', 'authorization'
+  'access_token', 'refresh_token', 'device_token', 'token', 'assertion', 'cookie', 'authorization'
 ]
 
 export const REDACT_PATHS: readonly string[] = [

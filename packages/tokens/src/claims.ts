@@ -30,7 +30,10 @@ export const TokenResponseSchema = Type.Object({
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer(),
   refresh_token: Type.Optional(Type.String()),
-  scope: Type.String()
+  scope: Type.String(),
+  device_token: Type.Optional(Type.String({
+    description: 'Password grant only: proof that this client has logged in to the account. Sent back as `device_token` at its next password grants, it keeps the client\'s own budget of failed logins, which failures of other clients cannot lock.'
+  }))
 })
 /** RFC 6749 §5.1 successful token response. */
 export type TokenResponse = Static<typeof TokenResponseSchema>

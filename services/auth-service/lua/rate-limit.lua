@@ -11,27 +11,36 @@ ARGV[3i-1]        limit for KEYS[i]: the attempt is refused when the counter alr
 ARGV[3i]          window (ms) a new counter lives for
 ARGV[3n+1]        deadline: Redis time (ms) after which the caller no longer waits; 0: none
 
-Returns {0, 0} when the attempt was counted, else {ms, i}: the milliseconds
-until KEYS[i], the longest-lived counter that refused it, expires (nothing
-was counted then); error STALE (nothing counted) when run after the deadline.
+Returns {0, 0, 0} when the attempt was counted, else {ms, i, first}: the
+milliseconds until KEYS[i], the longest-lived counter that refused it,
+expires, and 1 when this is the first refusal of a counter in its window
+(nothing was counted then; the refusing counter is raised one past its
+limit on its first refusal, so that the caller warns once per window, not
+once per refused request); error STALE (nothing counted) when run after
+the deadline.
 ]]
 -- A request already answered 503 never takes effect (staleReply: lib/prelude.lua).
 local stale = staleReply(ARGV[3 * #KEYS + 1])
 if stale then return stale end
-local wait, refusedBy = 0, 0
+local wait, refusedBy, first = 0, 0, 0
 for i = 1, #KEYS do
   local limit = tonumber(ARGV[3 * i - 1])
-  if limit > 0 and tonumber(redis.call('GET', KEYS[i]) or '0') >= limit then
+  local count = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if limit > 0 and count >= limit then
     local ttl = redis.call('PTTL', KEYS[i])
     if ttl < 0 then
       -- A counter without a TTL would refuse forever: give it a window.
       ttl = tonumber(ARGV[3 * i])
       redis.call('PEXPIRE', KEYS[i], ttl)
     end
+    if count == limit then
+      redis.call('INCR', KEYS[i])
+      first = 1
+    end
     if ttl > wait then wait, refusedBy = ttl, i end
   end
 end
-if wait > 0 then return {wait, refusedBy} end
+if wait > 0 then return {wait, refusedBy, first} end
 
 for i = 1, #KEYS do
   local increment = tonumber(ARGV[3 * i - 2])
@@ -40,4 +49,4 @@ for i = 1, #KEYS do
     if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[3 * i]) end
   end
 end
-return {0, 0}
+return {0, 0, 0}

@@ -48,12 +48,21 @@ export function audit (request: FastifyRequest, event: AuditEvent, fields: Audit
   else request.log.info(line, event)
 }
 
-/** Awaits a rate-limit admission; a refusal is audited as `event`, with the limit that refused as its reason. */
+/**
+ * Awaits a rate-limit admission; a refusal is audited as `event`, with the limit that refused as its
+ * reason (and `known_client` when a known client's own budget is spent). Only the first refusal of a
+ * limit's window is logged, so a flood of 429s is one warning per address (or account) and window;
+ * the metrics count every refusal.
+ */
 export async function admitted<T> (request: FastifyRequest, event: 'login.locked' | 'registration.limited', admission: Promise<T>, fields: AuditFields = {}): Promise<T> {
   try {
     return await admission
   } catch (error) {
-    if (error instanceof RateLimitedError) audit(request, event, { ...fields, reason: error.limit, retry_after_ms: error.retryAfterMs })
+    if (error instanceof RateLimitedError) {
+      const refusal = { ...fields, reason: error.limit, known_client: error.knownClient, retry_after_ms: error.retryAfterMs }
+      if (error.firstRefusal) audit(request, event, refusal)
+      else request.server.authMetrics?.event(request, event, refusal)
+    }
     throw error
   }
 }

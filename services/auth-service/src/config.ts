@@ -50,6 +50,12 @@ export interface Config extends CommonConfig {
   RATE_LIMIT_FAILURE_WINDOW: number
   /** Password-grant and registration attempts of one client IP per minute; at least 100. */
   RATE_LIMIT_IP_ATTEMPTS: number
+  /** Seconds a client that logged in stays known to the account (its device token, its address) and keeps a failure budget of its own. */
+  RATE_LIMIT_KNOWN_CLIENT_TTL: number
+  /** Registrations of one client IP (IPv6: /64) per RATE_LIMIT_REGISTRATION_WINDOW. */
+  RATE_LIMIT_REGISTRATIONS: number
+  /** Seconds a registration counts. */
+  RATE_LIMIT_REGISTRATION_WINDOW: number
   /** Proxies whose X-Forwarded-For is believed (addresses, CIDR blocks, or loopback / linklocal / uniquelocal); empty: none. */
   TRUST_PROXY: readonly string[]
 }
@@ -91,6 +97,10 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     RATE_LIMIT_FAILURE_WINDOW: read.duration('RATE_LIMIT_FAILURE_WINDOW', '15m', 1, 86_400),
     // The contract: limiting all of an IP's attempts never goes below 100 a minute (a NAT can hide a whole office).
     RATE_LIMIT_IP_ATTEMPTS: read.int('RATE_LIMIT_IP_ATTEMPTS', 600, 100, 1_000_000_000),
+    RATE_LIMIT_KNOWN_CLIENT_TTL: read.duration('RATE_LIMIT_KNOWN_CLIENT_TTL', '30d', 60, 365 * 86_400),
+    // Registrations are permanent: far fewer per address than logins (the 100-a-minute floor is the password grant's).
+    RATE_LIMIT_REGISTRATIONS: read.int('RATE_LIMIT_REGISTRATIONS', 10, 1, 1_000_000_000),
+    RATE_LIMIT_REGISTRATION_WINDOW: read.duration('RATE_LIMIT_REGISTRATION_WINDOW', '1h', 1, 7 * 86_400),
     TRUST_PROXY: readTrustedProxies(read.string('TRUST_PROXY', ''))
   }
   return Object.freeze(config)

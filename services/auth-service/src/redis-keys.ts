@@ -18,8 +18,17 @@ import { revocationStreamKey } from '@baton/tokens'
  *                                           to the longest access-token lifetime on every append
  *   <p>rate:{ip:<bucket>}:attempts    string password-grant and registration attempts of one client IP (or IPv6 /64); TTL = 1 minute
  *   <p>rate:{ip:<bucket>}:failures    string failed attempts of that IP; TTL = RATE_LIMIT_FAILURE_WINDOW
+ *   <p>rate:{ip:<bucket>}:registrations string registrations of that IP; TTL = RATE_LIMIT_REGISTRATION_WINDOW
  *   <p>rate:{account:<hash>}:failures string failed logins of one username (SHA-256 of its normalized form,
- *                                           whether or not the account exists); TTL = RATE_LIMIT_FAILURE_WINDOW
+ *                                           whether or not the account exists) from clients it does not know;
+ *                                           TTL = RATE_LIMIT_FAILURE_WINDOW
+ *   <p>rate:{account:<hash>}:device:<device id>:failures
+ *                                     string failed logins of that username from one known device; TTL as above
+ *   <p>rate:{account:<hash>}:ip:<bucket>:failures
+ *                                     string failed logins of that username from one known address; TTL as above
+ *   <p>rate:{account:<hash>}:known-ip:<bucket>
+ *                                     string a login of that username from that address succeeded;
+ *                                           TTL = RATE_LIMIT_KNOWN_CLIENT_TTL, renewed by each success
  */
 export interface RedisKeys {
   user: (uid: string) => string
@@ -35,7 +44,12 @@ export interface RedisKeys {
   /** Both counters of one client IP bucket share a hash tag: one script checks and counts them. */
   ipAttempts: (bucket: string) => string
   ipFailures: (bucket: string) => string
+  ipRegistrations: (bucket: string) => string
+  /** An account's counters and known addresses share its hash tag: one script picks the budget and counts. */
   accountFailures: (usernameHash: string) => string
+  deviceFailures: (usernameHash: string, deviceId: string) => string
+  addressFailures: (usernameHash: string, bucket: string) => string
+  knownAddress: (usernameHash: string, bucket: string) => string
 }
 
 export function redisKeys (prefix: string): RedisKeys {
@@ -50,6 +64,10 @@ export function redisKeys (prefix: string): RedisKeys {
     revocations: revocationStreamKey(prefix),
     ipAttempts: (bucket) => `${prefix}rate:{ip:${bucket}}:attempts`,
     ipFailures: (bucket) => `${prefix}rate:{ip:${bucket}}:failures`,
-    accountFailures: (usernameHash) => `${prefix}rate:{account:${usernameHash}}:failures`
+    ipRegistrations: (bucket) => `${prefix}rate:{ip:${bucket}}:registrations`,
+    accountFailures: (usernameHash) => `${prefix}rate:{account:${usernameHash}}:failures`,
+    deviceFailures: (usernameHash, deviceId) => `${prefix}rate:{account:${usernameHash}}:device:${deviceId}:failures`,
+    addressFailures: (usernameHash, bucket) => `${prefix}rate:{account:${usernameHash}}:ip:${bucket}:failures`,
+    knownAddress: (usernameHash, bucket) => `${prefix}rate:{account:${usernameHash}}:known-ip:${bucket}`
   }
 }

@@ -97,7 +97,7 @@ t.test('every security event of a full flow is logged with who and where, and no
   const text = logs()
   const secrets = [
     password, newPassword, 'a wrong guess 123', CLIENT_SECRET, basic, 'cookie-secret-value',
-    ...[web, mobile, third, fourth].flatMap((tokens) => [tokens.refresh_token, tokens.access_token, tokens.access_token.split('.')[2]!]),
+    ...[web, mobile, third, fourth].flatMap((tokens) => [tokens.refresh_token, tokens.access_token, tokens.access_token.split('.')[2]!, tokens.device_token!]),
     service.json<{ access_token: string }>().access_token
   ]
   for (const secret of secrets) t.notOk(text.includes(secret), `the log holds no ${secret.slice(0, 10)}…`)
@@ -114,7 +114,7 @@ t.test('at rest: Redis and the loaded configuration hold hashes, never a passwor
 
   const stored = await dumpStrings(redis, prefix)
   t.match(stored, /\$argon2id\$v=19\$m=19456,t=2,p=1\$/, 'the password is an argon2id hash')
-  for (const secret of [password, CLIENT_SECRET, tokens.refresh_token, rotated.refresh_token, tokens.access_token, rotated.access_token]) {
+  for (const secret of [password, CLIENT_SECRET, tokens.refresh_token, rotated.refresh_token, tokens.access_token, rotated.access_token, tokens.device_token!]) {
     t.notOk(stored.includes(secret), `Redis holds no ${secret.slice(0, 10)}…`)
   }
   const loaded = JSON.stringify(app.config.CLIENTS) + JSON.stringify([...app.clients.values()])

@@ -22,8 +22,11 @@ t.test('the OpenAPI document is valid, complete and truthful about security', as
   }
   t.match(document.paths['/oauth/token']?.post?.requestBody?.content['application/json']?.schema, {
     required: ['grant_type'],
-    properties: { grant_type: {}, username: {}, password: {}, refresh_token: {}, scope: {}, client_id: {}, client_secret: {} }
+    properties: { grant_type: {}, username: {}, password: {}, refresh_token: {}, scope: {}, client_id: {}, client_secret: {}, device_token: {} }
   })
+  t.match(document.paths['/oauth/token']?.post?.responses?.['200']?.content?.['application/json']?.schema, { properties: { device_token: { type: 'string' } } },
+    'the password grant\'s device token is documented')
+  t.same(Object.keys(document.paths['/users']?.post?.requestBody?.content ?? {}), ['application/json'], 'registration takes JSON only')
   t.match(document.paths['/oauth/introspect']?.post?.requestBody?.content['application/json']?.schema, { required: ['token'], properties: { token: {}, token_type_hint: {} } })
   t.same(document.paths['/oauth/token']?.post?.security, [{}, { clientBasic: [] }], 'client authentication is optional on the token endpoint')
   t.same(document.paths['/oauth/introspect']?.post?.security, [{ clientBasic: [] }], 'and required for introspection')

@@ -50,6 +50,25 @@ t.test('registration', async (t) => {
     t.equal(await redis.exists(`${prefix}username:carol`), 0, 'no user was created')
   })
 
+  t.test('only JSON registers: a form, the body a cross-site page can post without a preflight, gets 415 and creates nothing', async (t) => {
+    const form = await app.inject({
+      method: 'POST', url: '/users', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'username=formuser&password=correct+horse+battery'
+    })
+    t.equal(form.statusCode, 415)
+    t.same(form.json(), { error: 'invalid_request', error_description: 'the body must be application/json' })
+    const multipart = await app.inject({
+      method: 'POST', url: '/users', headers: { 'content-type': 'multipart/form-data; boundary=x' }, payload: '--x\r\nContent-Disposition: form-data; name="username"\r\n\r\nformuser\r\n--x--\r\n'
+    })
+    t.equal(multipart.statusCode, 415)
+    const bare = await app.inject({ method: 'POST', url: '/users', payload: '{"username":"formuser","password":"correct horse battery"}' })
+    t.equal(bare.statusCode, 415, 'no content type is no JSON either')
+    t.equal(await redis.exists(`${prefix}username:formuser`), 0, 'no user was created')
+    const json = await app.inject({
+      method: 'POST', url: '/users', headers: { 'content-type': 'Application/JSON; charset=utf-8' }, payload: JSON.stringify({ username: 'jsonuser', password: 'correct horse battery' })
+    })
+    t.equal(json.statusCode, 201, 'JSON, with parameters and in any case, registers')
+  })
+
   t.test('malformed bodies get 4xx, never 5xx', async (t) => {
     const json = await app.inject({ method: 'POST', url: '/users', headers: { 'content-type': 'application/json' }, payload: '{"username": "dave", "password": ' })
     t.equal(json.statusCode, 400)

@@ -5,6 +5,7 @@ import type { RedisKeys } from '../redis-keys.js'
 import { RedisUserStore, type UserStore } from '../user-store.js'
 import { SessionStore } from '../session-store.js'
 import { RefreshTokenCodec } from '../refresh-token.js'
+import { DeviceTokenCodec } from '../device-token.js'
 import { createPasswordHasher, type PasswordHasher } from '../password-hasher.js'
 import { createAccessTokenIssuer, type AccessTokenIssuer } from '../access-tokens.js'
 import { parseClients, type ClientConfig } from '../clients.js'
@@ -33,16 +34,20 @@ export interface AccountsOptions {
 /** The stores and token machinery the routes share. */
 export const accountsPlugin = fp(async function accounts (app: FastifyInstance, opts: AccountsOptions) {
   const { config, keys, now } = opts
-  let codec: RefreshTokenCodec | undefined
-  let codecSecret: string | undefined
-  const currentCodec = (): RefreshTokenCodec => {
-    const secret = app.keyring.refreshTokenSecret()
-    if (codec === undefined || codecSecret !== secret) {
-      codec = new RefreshTokenCodec(secret)
-      codecSecret = secret
+  // Built again only when the refresh-token secret changes.
+  function underCurrentSecret<T> (make: (secret: string) => T): () => T {
+    let made: T | undefined
+    let madeUnder: string | undefined
+    return () => {
+      const secret = app.keyring.refreshTokenSecret()
+      if (made === undefined || madeUnder !== secret) {
+        made = make(secret)
+        madeUnder = secret
+      }
+      return made
     }
-    return codec
   }
+  const currentCodec = underCurrentSecret((secret) => new RefreshTokenCodec(secret))
 
   app.decorate('config', config)
   app.decorate('clock', now)
@@ -76,7 +81,13 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
     accountFailures: config.RATE_LIMIT_ACCOUNT_FAILURES,
     ipFailures: config.RATE_LIMIT_IP_FAILURES,
     failureWindowMs: config.RATE_LIMIT_FAILURE_WINDOW * 1000,
-    ipAttemptsPerMinute: config.RATE_LIMIT_IP_ATTEMPTS
-  }, app.redisDeadline))
+    ipAttemptsPerMinute: config.RATE_LIMIT_IP_ATTEMPTS,
+    knownClientMs: config.RATE_LIMIT_KNOWN_CLIENT_TTL * 1000,
+    registrations: config.RATE_LIMIT_REGISTRATIONS,
+    registrationWindowMs: config.RATE_LIMIT_REGISTRATION_WINDOW * 1000
+  }, app.redisDeadline, {
+    deviceTokens: underCurrentSecret((secret) => new DeviceTokenCodec(secret, config.RATE_LIMIT_KNOWN_CLIENT_TTL)),
+    now
+  }))
   app.decorate('clients', new Map((config.CLIENTS.length > 0 ? config.CLIENTS : parseClients([])).map((client) => [client.client_id, client])))
 }, { name: 'baton-accounts', fastify: '5.x', dependencies: ['baton-redis', 'baton-keyring', 'baton-revocation-feed'] })

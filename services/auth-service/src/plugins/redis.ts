@@ -20,7 +20,8 @@ const SCRIPTS = {
   batonTokenStatus: { file: 'token-status.lua', keys: 2 },
   batonPublishRevocation: { file: 'publish-revocation.lua', keys: 1 },
   // Any number of keys: the caller passes the count first.
-  batonRateLimit: { file: 'rate-limit.lua', keys: undefined }
+  batonRateLimit: { file: 'rate-limit.lua', keys: undefined },
+  batonAccountLimit: { file: 'account-limit.lua', keys: 3 }
 } as const
 
 type Arg = string | number
@@ -35,7 +36,8 @@ declare module 'ioredis' {
     batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg) => Result<number, Context>
     batonTokenStatus: (session: string, revokedToken: string, now: Arg, hasSession: '0' | '1') => Result<number, Context>
     batonPublishRevocation: (stream: string, keepMs: Arg, ...fieldsAndValues: Arg[]) => Result<string, Context>
-    batonRateLimit: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[number, number], Context>
+    batonRateLimit: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[number, number, number], Context>
+    batonAccountLimit: (unknownFailures: string, clientFailures: string, knownAddress: string, knownDevice: '0' | '1', limit: Arg, windowMs: Arg, deadline: Arg) => Result<[number, number, number], Context>
   }
 }
 

@@ -17,7 +17,8 @@ const TokenRequestSchema = Type.Object({
   refresh_token: field(512, 'refresh_token grant: the latest refresh token; it is spent by this request. Sent again within `REFRESH_REUSE_GRACE` from the same address and user agent, it returns the same successor (at most `REFRESH_GRACE_RETRIES` times); from another address or user agent, or later, it revokes the session'),
   scope: field(2048, 'Space-delimited; may only narrow what the user, client or session is allowed'),
   client_id: field(128, 'A public client\'s id, or a confidential client\'s with client_secret_post; default: the built-in client `baton`'),
-  client_secret: field(512, 'client_secret_post')
+  client_secret: field(512, 'client_secret_post'),
+  device_token: field(128, 'password grant: the `device_token` of an earlier login to this account; its failed logins then count against a budget of its own, which other clients cannot lock')
 })
 type TokenRequest = Static<typeof TokenRequestSchema>
 
@@ -70,7 +71,7 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     }
     // Parse the scope before hashing: a malformed request should not cost a hash.
     if (body.scope !== undefined && parseScope(body.scope) === undefined) throw new BatonError('BATON_INVALID_SCOPE', 'scope is malformed')
-    const attempt = await admitted(request, 'login.locked', app.limits.admitLogin(request.ip, body.username), { client_id: client.client_id })
+    const attempt = await admitted(request, 'login.locked', app.limits.admitLogin(request.ip, body.username, body.device_token), { client_id: client.client_id })
     const user = await app.users.findByUsername(body.username)
     const valid = user === undefined
       ? await app.passwords.verifyDummy(body.password)
@@ -89,7 +90,7 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
       throw new BatonError('BATON_INVALID_GRANT', 'the password or the sessions changed while signing in; sign in again')
     }
     audit(request, 'login.succeeded', { user: user.id, sid: session.sid, client_id: client.client_id, sessions_evicted: session.evicted.length })
-    return tokenResponse('password', session, client, scope)
+    return { ...tokenResponse('password', session, client, scope), device_token: attempt.deviceToken() }
   }
 
   async function refreshGrant (request: FastifyRequest, body: TokenRequest, client: ClientConfig): Promise<TokenResponse> {
@@ -133,7 +134,7 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
 
   server.post('/oauth/token', {
     schema: {
-      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants. Answers carry `Cache-Control: no-store`. The password grant is rate limited per account and per client IP: `429 slow_down` with `Retry-After` (seconds), whatever the password.',
+      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants. Answers carry `Cache-Control: no-store`. The password grant is rate limited per account and per client IP: `429 slow_down` with `Retry-After` (seconds), whatever the password. A client that logged in to the account before (its `device_token`, or the address of a successful login) has a failure budget of its own that other clients cannot lock.',
       tags: ['oauth'],
       // Anonymous means a public client (client_id in the body, or none: `baton`) or client_secret_post.
       security: [{}, { clientBasic: [] }],

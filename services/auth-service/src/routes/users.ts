@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema, isBatonError } from '@baton/tokens'
@@ -33,13 +33,22 @@ function checkPasswordStrength (username: string, password: string): void {
   }
 }
 
+// A cross-site form can post urlencoded bodies without a CORS preflight, so any
+// page could make its visitors register accounts; JSON it cannot send unasked.
+async function jsonOnly (request: FastifyRequest): Promise<void> {
+  const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase()
+  if (type !== 'application/json') throw new BatonError('BATON_UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json')
+}
+
 export default async function userRoutes (app: FastifyInstance): Promise<void> {
   const server = app.withTypeProvider<TypeBoxTypeProvider>()
 
   server.post('/users', {
+    onRequest: jsonOnly,
     schema: {
-      description: 'Register a user. Rate limited per client IP (`429` with `Retry-After`); a taken name counts as a failed attempt.',
+      description: 'Register a user; the body must be `application/json` (`415` otherwise). Rate limited per client IP, with a registration budget of its own (`RATE_LIMIT_REGISTRATIONS` per `RATE_LIMIT_REGISTRATION_WINDOW`): `429` with `Retry-After`; a taken name counts as a failed attempt.',
       tags: ['users'],
+      consumes: ['application/json'],
       body: RegisterSchema,
       response: {
         201: Type.Object({ id: Type.String(), username: Type.String() }),
@@ -49,11 +58,12 @@ export default async function userRoutes (app: FastifyInstance): Promise<void> {
     }
   }, async (request, reply) => {
     const { username, password } = request.body
-    await admitted(request, 'registration.limited', app.limits.admitRegistration(request.ip))
     if (username.normalize('NFKC') !== username) {
       throw new BatonError('BATON_INVALID_REQUEST', 'username must be in Unicode normal form NFKC')
     }
     checkPasswordStrength(username, password)
+    // Counted once the input holds and before the hash: a malformed request costs no registration, a refused one no hash.
+    await admitted(request, 'registration.limited', app.limits.admitRegistration(request.ip))
     const passwordHash = await app.passwords.hash(password)
     let user
     try {
