@@ -104,18 +104,40 @@ export interface CommonConfig {
   CLOCK_SKEW: number
   BODY_LIMIT: number
   LOG_LEVEL: LogLevel
+  /** When set, `/metrics` needs `Authorization: Bearer <it>`. */
+  METRICS_TOKEN: string | undefined
+  /** When set, `/metrics` is served on this port (0: any free one) by a listener of its own, and not on PORT. */
+  METRICS_PORT: number | undefined
+  /** Where that listener binds; default HOST. */
+  METRICS_HOST: string
 }
 
 export function readCommonConfig (read: EnvReader, defaultPort: number): CommonConfig {
+  const host = read.string('HOST', '127.0.0.1')
+  const port = read.port('PORT', defaultPort)
   return {
-    HOST: read.string('HOST', '127.0.0.1'),
-    PORT: read.port('PORT', defaultPort),
+    HOST: host,
+    PORT: port,
     // Braces would turn the prefix into a Redis Cluster hash tag and pin every key to one slot.
     REDIS_KEY_PREFIX: read.string('REDIS_KEY_PREFIX', 'baton:', /^[A-Za-z0-9:_.-]{0,64}$/),
     ISSUER: read.url('ISSUER', 'http://127.0.0.1:3001', ['http:', 'https:']).replace(/\/$/, ''),
     AUDIENCE: read.string('AUDIENCE', 'baton-api', /^[\x21-\x7E]{1,256}$/),
     CLOCK_SKEW: read.duration('CLOCK_SKEW', '5s', 0, 300),
     BODY_LIMIT: read.int('BODY_LIMIT', 16_384, 256, 10 * 1024 * 1024),
-    LOG_LEVEL: read.oneOf('LOG_LEVEL', 'info', LOG_LEVELS)
+    LOG_LEVEL: read.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
+    ...readMetricsConfig(read, host, port)
   }
+}
+
+function readMetricsConfig (read: EnvReader, host: string, port: number): Pick<CommonConfig, 'METRICS_TOKEN' | 'METRICS_PORT' | 'METRICS_HOST'> {
+  const token = read.raw('METRICS_TOKEN')
+  // The token is compared as a bearer token (RFC 6750 b64token-ish, printable ASCII) and must not be guessable.
+  if (token !== undefined && !/^[\x21-\x7E]{16,512}$/.test(token)) {
+    throw new ConfigError('METRICS_TOKEN', 'must be 16 to 512 printable ASCII characters without spaces')
+  }
+  const metricsPort = read.raw('METRICS_PORT') === undefined ? undefined : read.port('METRICS_PORT', 0)
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
+    throw new ConfigError('METRICS_PORT', 'must differ from PORT')
+  }
+  return { METRICS_TOKEN: token, METRICS_PORT: metricsPort, METRICS_HOST: read.string('METRICS_HOST', host) }
 }

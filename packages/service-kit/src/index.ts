@@ -5,6 +5,8 @@ export { errorHandlerPlugin, toBatonError, sendError, bearerChallenge } from './
 export { healthPlugin } from './health.js'
 export type { ReadinessCheck } from './health.js'
 export { metricsPlugin, counter, histogram, labelled } from './metrics.js'
+export type { MetricsOptions } from './metrics.js'
+export { hardeningPlugin, clientErrorHandler, frameworkErrors } from './hardening.js'
 export { runServer } from './server.js'
 export type { ServerOptions } from './server.js'
 export { openApiPlugin, OPENAPI_DOCUMENT_PATH, OPENAPI_UI_PATH } from './openapi.js'

@@ -10,6 +10,8 @@ export const ERRORS = {
   BATON_UNSUPPORTED_GRANT_TYPE: { status: 400, error: 'unsupported_grant_type' },
   BATON_UNAUTHORIZED_CLIENT: { status: 400, error: 'unauthorized_client' },
   BATON_INVALID_CLIENT: { status: 401, error: 'invalid_client' },
+  // An authenticated client asking for what its registration does not allow it (introspection).
+  BATON_CLIENT_NOT_ALLOWED: { status: 403, error: 'unauthorized_client' },
   BATON_WEAK_PASSWORD: { status: 400, error: 'invalid_request' },
   BATON_USERNAME_TAKEN: { status: 409, error: 'username_taken' },
   BATON_NOT_FOUND: { status: 404, error: 'not_found' },

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formBody from '@fastify/formbody'
-import { AccessLogController, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
+import { AccessLogController, clientErrorHandler, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
 import { verifierPlugin, createStaticKeySource } from '@baton/verifier'
 import type { Config } from './config.js'
 import { redisKeys } from './redis-keys.js'
@@ -43,6 +43,9 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     logController: new AccessLogController(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Answers Node and Fastify give before any hook runs still carry nosniff and Baton's error body.
+    clientErrorHandler,
+    frameworkErrors,
     // request.ip is what rate limits count: X-Forwarded-For is believed only from the configured proxies.
     trustProxy: config.TRUST_PROXY.length > 0 ? [...config.TRUST_PROXY] : false,
     // Strict types: `{"password": 12345678}` is a 400, not a string.
@@ -52,10 +55,11 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   // Only JSON and form bodies mean anything here; anything else is a 415.
   app.removeContentTypeParser('text/plain')
   await app.register(errorHandlerPlugin, { realm: 'baton' })
+  await app.register(hardeningPlugin)
   // First: the document only sees routes registered after it.
   await app.register(openApiPlugin, authOpenApiOptions(config))
   await app.register(healthPlugin)
-  await app.register(metricsPlugin, { prefix: 'baton_auth_' })
+  await app.register(metricsPlugin, { prefix: 'baton_auth_', token: config.METRICS_TOKEN, port: config.METRICS_PORT, host: config.METRICS_HOST })
   await app.register(authMetricsPlugin)
   await app.register(formBody, { bodyLimit: config.BODY_LIMIT })
   await app.register(redisPlugin, { target: config.REDIS, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT, client: deps.redis })

@@ -15,6 +15,8 @@ export interface ClientConfig {
   grant_types: readonly GrantType[]
   /** Scopes the client may ask for; undefined: whatever the user is allowed. */
   scope: readonly string[] | undefined
+  /** May call `/oauth/introspect` (RFC 7662 leaves the choice of callers to the server): resource servers, not every client. */
+  introspection: boolean
 }
 
 const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/
@@ -36,16 +38,20 @@ export function parseClients (value: unknown): ClientConfig[] {
     client_id: BUILT_IN_CLIENT_ID,
     secretHash: undefined,
     grant_types: ['password', 'refresh_token'],
-    scope: undefined
+    scope: undefined,
+    introspection: false
   })
   value.forEach((entry: unknown, index) => {
     const where = `CLIENTS[${index}]`
     if (typeof entry !== 'object' || entry === null) throw new ConfigError(where, 'must be an object')
-    const { client_id: clientId, client_secret: secret, grant_types: grants, scope } = entry as Record<string, unknown>
+    const { client_id: clientId, client_secret: secret, grant_types: grants, scope, introspection = false } = entry as Record<string, unknown>
     if (typeof clientId !== 'string' || !CLIENT_ID.test(clientId)) throw new ConfigError(`${where}.client_id`, 'must be 1-128 characters of A-Z a-z 0-9 . _ ~ -')
     if (secret !== undefined && (typeof secret !== 'string' || secret.length < 16)) throw new ConfigError(`${where}.client_secret`, 'must be a string of at least 16 characters')
-    if (!Array.isArray(grants) || grants.length === 0 || !grants.every((grant) => (GRANT_TYPES as readonly unknown[]).includes(grant))) {
-      throw new ConfigError(`${where}.grant_types`, `must be a non-empty array of ${GRANT_TYPES.join(', ')}`)
+    if (typeof introspection !== 'boolean') throw new ConfigError(`${where}.introspection`, 'must be true or false')
+    if (introspection && secret === undefined) throw new ConfigError(`${where}.introspection`, 'needs a confidential client (client_secret)')
+    // A resource server that only introspects needs no grant of its own.
+    if (!Array.isArray(grants) || (grants.length === 0 && !introspection) || !grants.every((grant) => (GRANT_TYPES as readonly unknown[]).includes(grant))) {
+      throw new ConfigError(`${where}.grant_types`, `must be an array of ${GRANT_TYPES.join(', ')}, not empty unless introspection is true`)
     }
     if (typeof secret === 'string' && secret.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/.test(secret)) {
       throw new ConfigError(`${where}.client_secret`, 'with the sha256: prefix must hold 64 lowercase hex digits')
@@ -62,7 +68,8 @@ export function parseClients (value: unknown): ClientConfig[] {
         ? (secret.startsWith('sha256:') ? Buffer.from(secret.slice(7), 'hex') : hashClientSecret(secret))
         : undefined,
       grant_types: grants as GrantType[],
-      scope: scopes
+      scope: scopes,
+      introspection
     })
   })
   return [...clients.values()]

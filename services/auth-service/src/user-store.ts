@@ -3,6 +3,7 @@ import { BatonError } from '@baton/tokens'
 import type { RedisKeys } from './redis-keys.js'
 import { storage } from './plugins/redis.js'
 import { isId, randomId } from './refresh-token.js'
+import { canonicalUsername, legacyUsernameKey } from './username.js'
 
 export interface UserRecord {
   id: string
@@ -26,13 +27,14 @@ export interface NewUser {
 
 /**
  * Where accounts live. The Redis store is the default; any other store (SQL,
- * a directory) only has to keep usernames unique without regard to case and
- * swap password hashes atomically, and read `credentialVersion` from the
- * field the session scripts raise (`credential_version` of the user's Redis
- * hash) no later than the password hash.
+ * a directory) only has to keep usernames unique by their canonical form
+ * ({@link normalizeUsername}), swap password hashes atomically, and read
+ * `credentialVersion` from the field the session scripts raise
+ * (`credential_version` of the user's Redis hash) no later than the password
+ * hash.
  */
 export interface UserStore {
-  /** Throws BATON_USERNAME_TAKEN when the name is in use, in any case. */
+  /** Throws BATON_USERNAME_TAKEN when the name is in use, in any case, width or spelling with the same canonical form. */
   create: (user: NewUser) => Promise<UserRecord>
   findByUsername: (username: string) => Promise<UserRecord | undefined>
   findById: (id: string) => Promise<UserRecord | undefined>
@@ -40,9 +42,9 @@ export interface UserStore {
   replacePasswordHash: (id: string, expectedHash: string, nextHash: string, now: number) => Promise<boolean>
 }
 
-/** The form in which usernames are compared: NFKC, then lower case. */
+/** The form in which usernames are compared: RFC 8265 UsernameCaseMapped (width mapping, full case folding, NFC). */
 export function normalizeUsername (username: string): string {
-  return username.normalize('NFKC').toLowerCase()
+  return canonicalUsername(username)
 }
 
 export class RedisUserStore implements UserStore {
@@ -76,7 +78,13 @@ export class RedisUserStore implements UserStore {
       scopes: record.scopes.join(' '),
       created_at: String(record.createdAt)
     }))
-    const claimed = await storage(this.#redis.set(this.#keys.username(normalizeUsername(user.username)), record.id, 'NX'))
+    const canonical = normalizeUsername(user.username)
+    const legacy = legacyUsernameKey(user.username)
+    // An account from before case folding is keyed by its old form until its
+    // next login adds the new one. Old keys are never written any more, so
+    // this read cannot be overtaken by a write it should have seen.
+    const takenOfOld = legacy !== canonical && await storage(this.#redis.exists(this.#keys.username(legacy))) === 1
+    const claimed = takenOfOld ? null : await storage(this.#redis.set(this.#keys.username(canonical), record.id, 'NX'))
     if (claimed === null) {
       await storage(this.#redis.del(userKey))
       throw new BatonError('BATON_USERNAME_TAKEN', 'that username is taken')
@@ -85,7 +93,22 @@ export class RedisUserStore implements UserStore {
   }
 
   async findByUsername (username: string): Promise<UserRecord | undefined> {
-    const id = await storage(this.#redis.get(this.#keys.username(normalizeUsername(username))))
+    const canonical = normalizeUsername(username)
+    const legacy = legacyUsernameKey(username)
+    if (legacy === canonical) return await this.#findByKey(canonical)
+    // The old form first: where an old account and a newer one now fold
+    // together, whoever types the old account's own spelling means it.
+    const old = await this.#findByKey(legacy)
+    if (old === undefined) return await this.#findByKey(canonical)
+    // Give the old account its canonical key (unless another account holds
+    // it), so every case and width of its name finds it from now on.
+    const own = normalizeUsername(old.username)
+    if (own !== legacyUsernameKey(old.username)) await storage(this.#redis.set(this.#keys.username(own), old.id, 'NX'))
+    return old
+  }
+
+  async #findByKey (normalized: string): Promise<UserRecord | undefined> {
+    const id = await storage(this.#redis.get(this.#keys.username(normalized)))
     return id === null ? undefined : await this.findById(id)
   }
 

@@ -6,7 +6,7 @@ const CLIENT_SECRET = 'confidential-client-secret-0123456789abcdef'
 const CLIENTS = JSON.stringify([
   { client_id: 'web', grant_types: ['password', 'refresh_token'] },
   { client_id: 'mobile', grant_types: ['password', 'refresh_token'] },
-  { client_id: 'reporting', client_secret: CLIENT_SECRET, grant_types: ['client_credentials'], scope: 'reports:read' }
+  { client_id: 'reporting', client_secret: CLIENT_SECRET, grant_types: ['client_credentials'], scope: 'reports:read', introspection: true }
 ])
 const UA = { web: 'Browser/1.0 (audit test)', mobile: 'MobileApp/2.3 (audit test)' }
 

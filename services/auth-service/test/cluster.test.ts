@@ -5,7 +5,7 @@ import { setup, register, login, refresh, bearer, decodeJwt, keysWithTtl, testCl
 // The token lifecycle on a real Redis Cluster (3 masters, 3 replicas), whatever
 // BATON_TEST_REDIS says: every script must find all its keys in one slot.
 const CLIENTS = JSON.stringify([
-  { client_id: 'gateway', client_secret: 'gateway-secret-0123456789', grant_types: ['client_credentials'], scope: 'introspect' }
+  { client_id: 'gateway', client_secret: 'gateway-secret-0123456789', grant_types: ['client_credentials'], scope: 'introspect', introspection: true }
 ])
 const gateway = { authorization: `Basic ${Buffer.from('gateway:gateway-secret-0123456789').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' }
 

@@ -91,10 +91,86 @@ t.test('over a real socket: 413 for big bodies however they are framed, 431 for 
   t.ok([400, 401].includes(statusOf(twoAuthorizations)), `two Authorization lines: ${statusOf(twoAuthorizations)}`)
   const params = await rawRequest(port, `GET /.well-known/jwks.json?${Array.from({ length: 1000 }, (_, i) => `p${i}=1`).join('&')} HTTP/1.1\r\nHost: x\r\n\r\n`)
   t.equal(statusOf(params), 200, 'a thousand query parameters where none are read change nothing')
+  const paths: Record<string, string> = {}
   for (const path of ['/%00', '/..%2f..%2fetc%2fpasswd', '/sessions/%ff', '/sessions/..%2F..%2F', `/${'%'.repeat(100)}`]) {
     const answer = await rawRequest(port, `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
     t.ok(statusOf(answer) >= 400 && statusOf(answer) < 500, `GET ${path}: ${statusOf(answer)}`)
+    paths[path] = answer
   }
+  // Also what Node's parser refuses before Fastify sees a request (431, 400 for garbage).
+  for (const [name, answer] of Object.entries({ declared, chunked, lying, smuggled, headers, many, url, nul, garbage, twoAuthorizations, params, ...paths })) {
+    t.match(answer, /\r\nx-content-type-options: nosniff\r\n/i, `${name} (${statusOf(answer)}): X-Content-Type-Options: nosniff`)
+  }
+  t.match(headers, /\r\n\r\n\{"error":"invalid_request","error_description":"[^"]+"\}$/, 'the 431 has the error body every other refusal has')
+})
+
+t.test('X-Content-Type-Options: nosniff on every answer: success, errors, 404, 413, 415, probes, metrics, documentation', async (t) => {
+  const { app } = await setup(t, LIMITS)
+  const user = await register(app, 'sniffer')
+  const tokens = await login(app, 'sniffer', user.password)
+  const requests: Array<[string, Parameters<typeof app.inject>[0] & object]> = [
+    ['a registration', { method: 'POST', url: '/users', payload: { username: 'sniffed', password: 'correct horse battery' } }],
+    ['a login', { method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'sniffer', password: user.password } }],
+    ['a wrong password', { method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'sniffer', password: 'not the password' } }],
+    ['sessions', { url: '/sessions', headers: bearer(tokens.access_token) }],
+    ['no token', { url: '/sessions' }],
+    ['a 404', { url: '/nowhere' }],
+    ['a 404 for a method', { method: 'PUT', url: '/oauth/token' }],
+    ['a URL Fastify cannot decode', { url: '/sessions/%zz' }],
+    ['a 413', { method: 'POST', url: '/oauth/token', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ password: 'p'.repeat(20_000) }) }],
+    ['a 415', { method: 'POST', url: '/oauth/token', headers: { 'content-type': 'text/plain' }, payload: 'x' }],
+    ['/healthz', { url: '/healthz' }],
+    ['/readyz', { url: '/readyz' }],
+    ['/metrics', { url: '/metrics' }],
+    ['the JWKS', { url: '/.well-known/jwks.json' }],
+    ['the metadata', { url: '/.well-known/oauth-authorization-server' }],
+    ['the OpenAPI document', { url: '/openapi.json' }],
+    ['the documentation page', { url: '/docs' }]
+  ]
+  const statuses = new Set<number>()
+  for (const [name, request] of requests) {
+    const response = await app.inject(request)
+    statuses.add(response.statusCode)
+    t.equal(response.headers['x-content-type-options'], 'nosniff', `${name} (${response.statusCode})`)
+  }
+  t.same([...statuses].filter((status) => status >= 400).sort(), [400, 401, 404, 413, 415], 'errors of every kind were among them')
+})
+
+t.test('a complete body with a member named __proto__, constructor or prototype: 400 at every route, as JSON and as a form, and nothing done', async (t) => {
+  const secret = 'resource-server-secret-0123456789'
+  const { app } = await setup(t, { ...LIMITS, CLIENTS: JSON.stringify([{ client_id: 'rs', client_secret: secret, grant_types: [], introspection: true }]) })
+  const user = await register(app, 'proto-owner')
+  const tokens = await login(app, 'proto-owner', user.password)
+  const sessions = async (): Promise<number> => (await app.inject({ url: '/sessions', headers: bearer(tokens.access_token) })).json<{ sessions: unknown[] }>().sessions.length
+  t.equal(await sessions(), 1)
+  const routes: Array<[string, Record<string, string>, Record<string, string>]> = [
+    ['/users', { username: 'proto-newcomer', password: 'correct horse battery' }, {}],
+    ['/oauth/token', { grant_type: 'password', username: 'proto-owner', password: user.password }, {}],
+    ['/oauth/revoke', { token: tokens.refresh_token }, {}],
+    ['/oauth/introspect', { token: tokens.access_token }, { authorization: `Basic ${Buffer.from(`rs:${secret}`).toString('base64')}` }],
+    ['/users/me/password', { current_password: user.password, new_password: 'another horse battery' }, bearer(tokens.access_token)]
+  ]
+  for (const name of ['__proto__', 'constructor', 'prototype']) {
+    for (const [url, fields, headers] of routes) {
+      const bodies: Array<[string, string, string]> = [
+        ['form', 'application/x-www-form-urlencoded', `${new URLSearchParams(fields).toString()}&${name}=x`],
+        ['form, first', 'application/x-www-form-urlencoded', `${name}=x&${new URLSearchParams(fields).toString()}`],
+        ['JSON', 'application/json', JSON.stringify(fields).replace(/\}$/, `,"${name}":"x"}`)],
+        ['JSON, an object', 'application/json', JSON.stringify(fields).replace(/\}$/, `,"${name}":{"polluted":true}}`)]
+      ]
+      for (const [format, contentType, payload] of bodies) {
+        const response = await app.inject({ method: 'POST', url, headers: { ...headers, 'content-type': contentType }, payload })
+        t.equal(response.statusCode, 400, `${url}, ${name} in a ${format} body`)
+        t.equal(response.json<{ error: string }>().error, 'invalid_request', `${url}, ${name} in a ${format} body: invalid_request`)
+      }
+    }
+  }
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was polluted')
+  t.equal(await sessions(), 1, 'no login created a session, no revocation ended one')
+  const introspected = await app.inject({ method: 'POST', url: '/oauth/introspect', headers: routes[3]![2], payload: { token: tokens.refresh_token } })
+  t.match(introspected.json(), { active: true }, 'the refresh token was not revoked')
+  t.equal((await app.inject({ method: 'POST', url: '/users', payload: { username: 'proto-newcomer', password: 'correct horse battery' } })).statusCode, 201, 'the name was not taken by a refused registration')
+  t.equal((await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'proto-owner', password: user.password } })).statusCode, 200, 'the password was not changed')
 })
 
 t.test('odd Authorization headers get RFC 6750 answers, never a 5xx', async (t) => {

@@ -31,7 +31,7 @@ t.test('Baton interoperates with oauth4webapi and jose', async (t) => {
     // No grace: a rotated refresh token is dead at once, so rotation is visible.
     REFRESH_REUSE_GRACE: '0',
     CLIENTS: JSON.stringify([
-      { client_id: REPORTING.client_id, client_secret: REPORTING.secret, grant_types: ['client_credentials'], scope: 'reports:read' },
+      { client_id: REPORTING.client_id, client_secret: REPORTING.secret, grant_types: ['client_credentials'], scope: 'reports:read', introspection: true },
       { client_id: GATEWAY.client_id, client_secret: GATEWAY.secret, grant_types: ['password', 'refresh_token'] }
     ])
   }))

@@ -57,6 +57,7 @@ t.test('with confidential clients: client_credentials, secrets and introspection
     DEFAULT_SCOPES: 'profile email',
     CLIENTS: JSON.stringify([
       { client_id: 'reporting', client_secret: SECRET, grant_types: ['client_credentials'], scope: 'reports:read audit:write' },
+      { client_id: 'gateway', client_secret: SECRET, grant_types: [], introspection: true },
       { client_id: 'mobile', grant_types: ['password', 'refresh_token'], scope: 'profile' }
     ])
   })
@@ -79,10 +80,12 @@ t.test('with confidential clients: client_credentials, secrets and introspection
   const viaBasic = await token(app, { grant_type: 'client_credentials', scope: 'audit:write' }, basic('reporting', SECRET))
   t.match(viaBasic, { statusCode: 200, body: { scope: 'audit:write' } }, 'client_credentials with client_secret_basic; a client scope is grantable')
   t.match(await token(app, { grant_type: 'client_credentials', client_id: 'reporting', client_secret: SECRET }), { statusCode: 200, body: { scope: 'reports:read audit:write' } }, 'and with client_secret_post')
-  for (const auth of [{ headers: basic('reporting', SECRET), payload: {} }, { headers: {}, payload: { client_id: 'reporting', client_secret: SECRET } }]) {
+  for (const auth of [{ headers: basic('gateway', SECRET), payload: {} }, { headers: {}, payload: { client_id: 'gateway', client_secret: SECRET } }]) {
     const response = await app.inject({ method: 'POST', url: '/oauth/introspect', headers: auth.headers, payload: { token: String(viaBasic.body.access_token), ...auth.payload } })
-    t.match(response.json(), { active: true, client_id: 'reporting' }, 'introspection with each listed method')
+    t.match(response.json(), { active: true, client_id: 'reporting' }, 'introspection with each listed method, by the client marked for it')
   }
+  const unmarked = await app.inject({ method: 'POST', url: '/oauth/introspect', headers: basic('reporting', SECRET), payload: { token: String(viaBasic.body.access_token) } })
+  t.equal(unmarked.statusCode, 403, 'a confidential client not marked for introspection may not use it')
   const user = await register(app)
   t.match(await token(app, { grant_type: 'password', username: user.username, password: user.password, client_id: 'mobile' }), { statusCode: 200, body: { scope: 'profile' } }, 'a public client with a bare client_id ("none")')
   const userScopes = (await login(app, user.username, user.password)).scope
@@ -97,6 +100,7 @@ t.test('no public client: "none" is not listed and not accepted', async (t) => {
   t.same(document.token_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post'])
   t.same(document.revocation_endpoint_auth_methods_supported, ['client_secret_basic', 'client_secret_post'])
   t.same(document.grant_types_supported, ['password', 'refresh_token'])
+  t.notOk('introspection_endpoint' in document, 'no client is marked for introspection: the endpoint is not listed')
 
   const user = await register(app)
   const credentials = { grant_type: 'password', username: user.username, password: user.password }

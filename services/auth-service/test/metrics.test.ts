@@ -1,5 +1,7 @@
 import t from 'tap'
+import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
+import { buildApp, loadConfig } from '../src/app.js'
 import { setup, register, login, refresh, bearer } from './helper.js'
 
 /** The value of one sample in the Prometheus text, or undefined when it is not exposed. */
@@ -111,4 +113,85 @@ t.test('Redis latency by command and script; process metrics; probes', async (t)
   const ready = await app.inject('/readyz')
   t.same([ready.statusCode, ready.json()], [200, { status: 'ok', checks: { redis: 'ok', keys: 'ok' } }])
   t.equal(ready.headers['cache-control'], 'no-store')
+})
+
+const METRICS_TOKEN = 'scrape-secret-0123456789abcdef'
+
+t.test('METRICS_TOKEN: /metrics answers only a scrape with the bearer token, and the token is never logged', async (t) => {
+  const { app, logs } = await setup(t, { METRICS_TOKEN, LOG_LEVEL: 'trace' })
+  const scrape = async (authorization?: string) => await app.inject({ url: '/metrics', headers: authorization === undefined ? {} : { authorization } })
+
+  const anonymous = await scrape()
+  t.equal(anonymous.statusCode, 401, 'no credentials: 401')
+  t.equal(anonymous.headers['www-authenticate'], 'Bearer realm="baton"', 'with a bare challenge')
+  t.notMatch(anonymous.body, /baton_auth_/, 'and no metric')
+  for (const wrong of [`Bearer ${METRICS_TOKEN}x`, `Bearer ${METRICS_TOKEN.slice(0, -1)}`, `Basic ${Buffer.from(`x:${METRICS_TOKEN}`).toString('base64')}`, 'Bearer', `Bearer ${METRICS_TOKEN} extra`]) {
+    const response = await scrape(wrong)
+    t.equal(response.statusCode, 401, `${wrong.slice(0, 12)}…: 401`)
+    t.notMatch(response.body, /baton_auth_/)
+  }
+  const scraped = await scrape(`Bearer ${METRICS_TOKEN}`)
+  t.equal(scraped.statusCode, 200, 'the right token: 200')
+  t.match(scraped.body, /^baton_auth_http_request_duration_seconds_count\{method="GET",route="\/metrics",status="401"\} \d+$/m, 'the refused scrapes are counted like any request')
+  t.equal((await scrape(`bearer ${METRICS_TOKEN}`)).statusCode, 200, 'the scheme is case-insensitive (RFC 7235)')
+  t.equal((await app.inject('/healthz')).statusCode, 200, 'the probes stay open')
+  t.equal((await app.inject('/readyz')).statusCode, 200)
+
+  t.ok(logs().length > 0, 'requests were logged')
+  t.notOk(logs().includes(METRICS_TOKEN.slice(0, 16)), 'the token is in no log line')
+  t.notOk(scraped.body.includes(METRICS_TOKEN.slice(0, 16)), 'nor in the metrics')
+})
+
+t.test('METRICS_PORT: metrics move to a listener of their own; the public port no longer serves them', async (t) => {
+  const { app } = await setup(t, { METRICS_PORT: '0', METRICS_TOKEN, LOG_LEVEL: 'silent' })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const main = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const metricsAddress = app.metricsAddress()
+  t.ok(metricsAddress, 'the metrics listener is up once the app is ready')
+  const metrics = `http://127.0.0.1:${metricsAddress!.port}`
+  t.not(metricsAddress!.port, (app.server.address() as AddressInfo).port)
+
+  const onMain = await fetch(`${main}/metrics`, { headers: bearer(METRICS_TOKEN) })
+  t.equal(onMain.status, 404, 'the public port answers 404 for /metrics, even with the token')
+  t.notMatch(await onMain.text(), /baton_auth_/)
+  t.equal((await fetch(`${main}/healthz`)).status, 200, 'the probes stay on the public port')
+
+  const refused = await fetch(`${metrics}/metrics`)
+  t.equal(refused.status, 401, 'the token still applies on the metrics port')
+  t.equal(refused.headers.get('www-authenticate'), 'Bearer realm="baton"')
+  t.equal(refused.headers.get('x-content-type-options'), 'nosniff')
+  const wrong = await fetch(`${metrics}/metrics`, { headers: bearer('not-the-scrape-token-0000') })
+  t.equal(wrong.status, 401)
+  t.match(await wrong.json(), { error: 'invalid_token' })
+  const scraped = await fetch(`${metrics}/metrics`, { headers: bearer(METRICS_TOKEN) })
+  t.equal(scraped.status, 200)
+  t.match(scraped.headers.get('content-type'), /^text\/plain/)
+  t.equal(scraped.headers.get('x-content-type-options'), 'nosniff')
+  t.match(await scraped.text(), /^baton_auth_http_request_duration_seconds_count\{method="GET",route="\/healthz",status="200"\} 1$/m, 'the public port\'s traffic is what it reports')
+
+  for (const [path, method, status] of [['/', 'GET', 404], ['/healthz', 'GET', 404], ['/metrics/x', 'GET', 404], ['/metrics', 'POST', 405]] as const) {
+    const response = await fetch(`${metrics}${path}`, { method, headers: bearer(METRICS_TOKEN) })
+    t.equal(response.status, status, `${method} ${path} on the metrics port: ${status}`)
+    t.equal(response.headers.get('x-content-type-options'), 'nosniff')
+  }
+
+  await app.close()
+  await t.rejects(fetch(`${metrics}/metrics`), 'closing the app closes the metrics listener')
+})
+
+t.test('METRICS_PORT: a port that is taken stops start-up', async (t) => {
+  const { app: first } = await setup(t, { METRICS_PORT: '0', LOG_LEVEL: 'silent' })
+  const taken = String(first.metricsAddress()!.port)
+  const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:1', METRICS_PORT: taken, LOG_LEVEL: 'silent' })
+  const second = await buildApp(config)
+  await t.rejects(second.ready(), { code: 'EADDRINUSE' })
+  await second.close()
+})
+
+t.test('metrics settings are checked at start-up', async (t) => {
+  t.throws(() => loadConfig({ METRICS_TOKEN: 'short' }), /^METRICS_TOKEN /)
+  t.throws(() => loadConfig({ METRICS_TOKEN: 'has a space in it 0123456789' }), /^METRICS_TOKEN /)
+  t.throws(() => loadConfig({ METRICS_PORT: '3001' }), /^METRICS_PORT must differ from PORT/)
+  t.throws(() => loadConfig({ METRICS_PORT: 'x' }), /^METRICS_PORT /)
+  t.match(loadConfig({ HOST: '0.0.0.0' }), { METRICS_TOKEN: undefined, METRICS_PORT: undefined, METRICS_HOST: '0.0.0.0' }, 'by default metrics stay public on PORT')
 })

@@ -18,7 +18,7 @@ const ENV = {
   RATE_LIMIT_IP_ATTEMPTS: '1000000',
   CLIENTS: JSON.stringify([
     { client_id: 'baton', grant_types: ['password', 'refresh_token'] },
-    { client_id: 'svc', client_secret: SECRET, grant_types: ['client_credentials'], scope: 'reports:read' }
+    { client_id: 'svc', client_secret: SECRET, grant_types: ['client_credentials'], scope: 'reports:read', introspection: true }
   ])
 }
 

@@ -3,9 +3,11 @@ import { setup, register, login, refresh, bearer, decodeJwt } from './helper.js'
 
 const CLIENTS = JSON.stringify([
   { client_id: 'mobile', grant_types: ['password', 'refresh_token'] },
-  { client_id: 'api-gateway', client_secret: 'gateway-secret-0123456789', grant_types: ['client_credentials'], scope: 'introspect' }
+  { client_id: 'api-gateway', client_secret: 'gateway-secret-0123456789', grant_types: ['client_credentials'], scope: 'introspect', introspection: true },
+  { client_id: 'reporting', client_secret: 'reporting-secret-0123456789', grant_types: ['client_credentials'], scope: 'reports:read' }
 ])
 const gateway = { authorization: `Basic ${Buffer.from('api-gateway:gateway-secret-0123456789').toString('base64')}` }
+const reporting = { authorization: `Basic ${Buffer.from('reporting:reporting-secret-0123456789').toString('base64')}` }
 
 t.test('revocation (RFC 7009) and introspection (RFC 7662)', async (t) => {
   const { app, redis, prefix, clock } = await setup(t, { CLIENTS, ACCESS_TOKEN_TTL: '10m' })
@@ -121,6 +123,24 @@ t.test('revocation (RFC 7009) and introspection (RFC 7662)', async (t) => {
       t.equal(response.statusCode, 401, name)
       t.equal(response.json().error, 'invalid_client', name)
     }
+  })
+
+  t.test('a confidential client not marked for introspection learns nothing from it', async (t) => {
+    const tokens = await login(app, 'Nina', user.password)
+    const service = (await app.inject({ method: 'POST', url: '/oauth/token', headers: reporting, payload: { grant_type: 'client_credentials' } })).json<{ access_token: string }>()
+    t.ok(service.access_token, 'its credentials are good: it gets tokens of its own')
+    for (const token of [tokens.access_token, tokens.refresh_token, 'not-a-token', service.access_token]) {
+      for (const [method, response] of [
+        ['client_secret_basic', await introspect(token, reporting)],
+        ['client_secret_post', await app.inject({ method: 'POST', url: '/oauth/introspect', payload: { token, client_id: 'reporting', client_secret: 'reporting-secret-0123456789' } })]
+      ] as const) {
+        t.equal(response.statusCode, 403, method)
+        t.same(response.json(), { error: 'unauthorized_client', error_description: 'this client may not introspect tokens' }, `${method}: an error, and no claim of any token`)
+        t.equal(response.headers['cache-control'], 'no-store')
+        t.notOk(response.headers['www-authenticate'], 'no challenge: its authentication succeeded, its permission is what is missing')
+      }
+    }
+    t.match((await introspect(tokens.access_token)).json(), { active: true, sub: user.id }, 'the client marked for introspection still gets the answer')
   })
 
   t.test('a client_credentials token cannot act on user sessions', async (t) => {

@@ -13,7 +13,7 @@ t.test('every place the auth-service reads a token refuses hostile ones', async 
   const { app } = await setup(t, {
     // Both keys published, the Ed25519 one signs: the forgeries can use either real key.
     SIGNING_KEY: ed.privatePem + ec.privatePem,
-    CLIENTS: JSON.stringify([{ client_id: 'rs', client_secret: SECRET, grant_types: ['client_credentials'] }])
+    CLIENTS: JSON.stringify([{ client_id: 'rs', client_secret: SECRET, grant_types: ['client_credentials'], introspection: true }])
   })
   const published = (await app.inject('/.well-known/jwks.json')).json<{ keys: Array<{ kid: string, kty: string }> }>().keys
   const withKid = (key: TestKey, kty: string): TestKey => ({ ...key, kid: published.find((jwk) => jwk.kty === kty)!.kid })
@@ -71,7 +71,7 @@ t.test('every place the auth-service reads a token refuses hostile ones', async 
 })
 
 t.test('a refresh token is no access token, and an access token no refresh token', async (t) => {
-  const { app } = await setup(t, { CLIENTS: JSON.stringify([{ client_id: 'rs', client_secret: SECRET, grant_types: ['client_credentials'] }]) })
+  const { app } = await setup(t, { CLIENTS: JSON.stringify([{ client_id: 'rs', client_secret: SECRET, grant_types: ['client_credentials'], introspection: true }]) })
   const user = await register(app, 'mixup')
   const tokens = await login(app, 'mixup', user.password)
 

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { setup, register } from './helper.js'
+import { setup, register, decodeJwt } from './helper.js'
+import { randomId } from '../src/refresh-token.js'
 
 t.test('registration', async (t) => {
   const { app, redis, prefix } = await setup(t)
@@ -77,4 +78,115 @@ t.test('registration', async (t) => {
     const huge = await app.inject({ method: 'POST', url: '/users', payload: { username: 'dave', password: 'x'.repeat(1024 * 1024) } })
     t.equal(huge.statusCode, 413, 'a 1 MB password is refused before it is hashed')
   })
+})
+
+t.test('look-alike usernames: RFC 8265 folding and UTS #39 script mixing', async (t) => {
+  const { app, redis, prefix } = await setup(t, { RATE_LIMIT_IP_ATTEMPTS: '100000', RATE_LIMIT_IP_FAILURES: '100000' })
+  const password = 'correct horse battery'
+  const registration = async (username: string) => {
+    const response = await app.inject({ method: 'POST', url: '/users', payload: { username, password } })
+    return { status: response.statusCode, body: response.json<Record<string, string>>() }
+  }
+  const loginAs = async (username: string) => {
+    const response = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username, password } })
+    return { status: response.statusCode, sub: response.statusCode === 200 ? decodeJwt(response.json<{ access_token: string }>().access_token).payload.sub : undefined }
+  }
+
+  t.test('one name, however it is cased, spelled or wide: 409 to register again, and each spelling logs in', async (t) => {
+    const cases: Array<[string, string[]]> = [
+      ['Straße', ['STRASSE', 'strasse', 'straße', 'STRAẞE', 'ＳＴＲＡＳＳＥ']],
+      ['οδος', ['ΟΔΟΣ', 'οδοσ', 'Οδος', 'ΟΔΟς']],
+      ['foo', ['ｆｏｏ', 'ＦＯＯ', 'Foo']],
+      ['José', ['JOSE\u0301', 'jose\u0301', 'JOSÉ']]
+    ]
+    for (const [name, variants] of cases) {
+      const first = await registration(name)
+      t.equal(first.status, 201, `${name} registers`)
+      for (const variant of variants) {
+        t.match(await registration(variant), { status: 409, body: { error: 'username_taken' } }, `${variant} is ${name}: 409`)
+        t.same(await loginAs(variant), { status: 200, sub: first.body.id }, `${variant} logs in as ${name}`)
+      }
+    }
+  })
+
+  t.test('a name mixing scripts is refused, with a reason, whether or not its look-alike exists', async (t) => {
+    t.equal((await registration('admin')).status, 201)
+    for (const name of ['\u0430dmin', 'p\u0430ypal', 'ivan.\u0438\u0432\u0430\u043d', 'g\u043e\u043egle', '\u0391lpha']) {
+      const answer = await registration(name)
+      t.equal(answer.status, 400, `${name}: 400`)
+      t.match(answer.body, { error: 'invalid_request', error_description: /mixes letters of different scripts \(.*(Cyrillic|Greek).*\)/ }, `${name}: says why`)
+    }
+    t.not((await loginAs('\u0430dmin')).status, 200, 'the look-alike does not log in as admin')
+    t.equal(await redis.exists(`${prefix}username:\u0430dmin`), 0, 'and nothing was stored for it')
+  })
+
+  t.test('one script, or the mixes UTS #39 allows, are welcome', async (t) => {
+    for (const name of ['\u0438\u0432\u0430\u043d', '\u5c71\u7530\u305f\u308d\u3046', 'yamada\u5c71\u7530', 'kim\uae40\ucca0\uc218', '\u05e9\u05dc\u05d5\u05dd', '\u0645\u0631\u062d\u0628\u06271', 'm\u00fcller.2', 'user@example.com', '\u0930\u093e\u092e\u0942']) {
+      t.equal((await registration(name)).status, 201, name)
+    }
+  })
+
+  t.test('what RFC 8265 does not allow in a name is refused with 400', async (t) => {
+    const cases: Array<[string, string]> = [
+      ['a\u0007bc', 'a control character'],
+      ['ab c', 'a space'],
+      ['ab\u00a0c', 'a no-break space'],
+      ['abc\u{1F600}', 'an emoji'],
+      ['x\u3164y', 'the Hangul filler, a letter that shows as nothing'],
+      ['ab\u200dc', 'a zero-width joiner'],
+      ['\u2460\u2461\u2462', 'circled digits (compatibility forms)'],
+      ['\ufb01le', 'a ligature'],
+      ['\u01c5emal', 'a titlecase digraph'],
+      ['ab\u0640c', 'the Arabic tatweel'],
+      ['1\u0645\u0631\u062d\u0628\u0627', 'a right-to-left name that starts with a digit'],
+      ['\u0631\u0642\u06453\u0664', 'European and Arabic-Indic digits together'],
+      ['\u0301abc', 'a leading combining mark'],
+      ['a\u0301\u0301bc', 'the same mark twice on one letter']
+    ]
+    for (const [name, what] of cases) {
+      const answer = await registration(name)
+      t.equal(answer.status, 400, `${what}: 400`)
+      t.equal(answer.body.error, 'invalid_request', what)
+      t.type(answer.body.error_description, 'string', what)
+    }
+  })
+
+  t.test('a name is kept as written, but for its width', async (t) => {
+    t.match(await registration('\uff21\uff22\uff23de'), { status: 201, body: { username: 'ABCde' } })
+    t.match(await registration('CamelCase'), { status: 201, body: { username: 'CamelCase' } })
+  })
+})
+
+t.test('accounts registered under the old normalization (NFKC, lower case) keep working', async (t) => {
+  const { app, redis, prefix } = await setup(t)
+  const password = 'correct horse battery'
+  // What registration wrote before case folding: the record, and the name keyed by NFKC + toLowerCase().
+  const createTheOldWay = async (username: string): Promise<string> => {
+    const id = randomId()
+    await redis.hset(`${prefix}user:{${id}}`, { id, username, password_hash: await app.passwords.hash(password), scopes: 'profile', created_at: String(Date.now()) })
+    await redis.set(`${prefix}username:${username.normalize('NFKC').toLowerCase()}`, id)
+    return id
+  }
+  const loginAs = async (username: string): Promise<unknown> => {
+    const response = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username, password } })
+    return response.statusCode === 200 ? decodeJwt(response.json<{ access_token: string }>().access_token).payload.sub : response.statusCode
+  }
+  const registration = async (username: string): Promise<number> =>
+    (await app.inject({ method: 'POST', url: '/users', payload: { username, password: 'another good password' } })).statusCode
+
+  const strasse = await createTheOldWay('Straße')
+  const greek = await createTheOldWay('ΟΔΟΣ')
+  const plain = await createTheOldWay('Plain.Name')
+  t.equal(await registration('straße'), 409, 'before its first login, the old spelling is still taken')
+  t.equal(await registration('plain.name'), 409, 'a name whose form did not change is taken as before')
+  t.equal(await loginAs('Straße'), strasse, 'the old account logs in as it always did')
+  t.equal(await loginAs('straße'), strasse)
+  t.equal(await loginAs('ΟΔΟΣ'), greek)
+  t.equal(await loginAs('οδος'), greek, 'its old lower-case form')
+  t.equal(await loginAs('Plain.Name'), plain)
+  t.equal(await redis.get(`${prefix}username:strasse`), strasse, 'its login gave it the case-folded key')
+  t.equal(await loginAs('STRASSE'), strasse, 'so now every spelling finds it')
+  t.equal(await loginAs('οδοσ'), greek)
+  t.equal(await registration('STRASSE'), 409, 'and no new account can take a spelling of it')
+  t.equal(await registration('οδοσ'), 409)
 })

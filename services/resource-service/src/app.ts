@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { AccessLogController, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
+import { AccessLogController, clientErrorHandler, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { createJwksKeySource, verifierPlugin, type KeySource } from '@baton/verifier'
 import { revocationStreamKey } from '@baton/tokens'
 import type { Config } from './config.js'
@@ -33,15 +33,19 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     logController: new AccessLogController(),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Answers Node and Fastify give before any hook runs still carry nosniff and Baton's error body.
+    clientErrorHandler,
+    frameworkErrors,
     // Pinned to the contract rather than to whatever --max-http-header-size says: larger gets 431.
     http: { maxHeaderSize: 16_384 }
   })
 
   await app.register(errorHandlerPlugin, { realm: 'baton' })
+  await app.register(hardeningPlugin)
   // First: the document only sees routes registered after it.
   await app.register(openApiPlugin, resourceOpenApiOptions())
   await app.register(healthPlugin)
-  await app.register(metricsPlugin, { prefix: 'baton_resource_' })
+  await app.register(metricsPlugin, { prefix: 'baton_resource_', token: config.METRICS_TOKEN, port: config.METRICS_PORT, host: config.METRICS_HOST })
 
   let keySource = deps.keySource
   if (keySource === undefined) {

@@ -28,8 +28,15 @@ t.test('hostile HTTP at the resource-service: 4xx every time, over a real socket
     ['request smuggling: Content-Length with Transfer-Encoding', 'POST /me HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', [400]]
   ]
   for (const [name, bytes, expected] of cases) {
-    const status = statusOf(await rawRequest(port, bytes))
+    const answer = await rawRequest(port, bytes)
+    const status = statusOf(answer)
     t.ok(expected.includes(status), `${name}: ${status}`)
+    // Node's own refusals (431, garbage) included: no browser may sniff any answer into HTML.
+    t.match(answer, /\r\nx-content-type-options: nosniff\r\n/i, `${name}: X-Content-Type-Options: nosniff`)
+  }
+  for (const path of ['/me', '/reports', '/healthz', '/readyz', '/metrics', '/nowhere', '/me/%zz', '/openapi.json', '/docs']) {
+    const response = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { authorization: `Bearer ${token}` }, redirect: 'manual' })
+    t.equal(response.headers.get('x-content-type-options'), 'nosniff', `GET ${path} (${response.status}): nosniff`)
   }
   const ok = await fetch(`http://127.0.0.1:${port}/me`, { headers: { authorization: `Bearer ${token}` } })
   t.equal(ok.status, 200, 'the service still serves a genuine request afterwards')

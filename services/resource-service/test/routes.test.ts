@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { createStaticKeySource } from '@baton/verifier'
 import { buildApp, loadConfig } from '../src/app.js'
@@ -162,6 +163,22 @@ t.test('probes and metrics', async (t) => {
   t.equal(metrics.statusCode, 200)
   t.match(metrics.body, /baton_resource_http_request_duration_seconds_count\{method="GET",route="\/me",status="200"\} 1/)
   t.match(metrics.body, /baton_verify_failures_total\{reason="missing"\} 1/)
+})
+
+t.test('METRICS_PORT and METRICS_TOKEN: metrics on a port of their own, behind a bearer secret', async (t) => {
+  const secret = 'resource-scrape-secret-0123456789'
+  const { app, keys, clock } = await setup(t, { METRICS_PORT: '0', METRICS_TOKEN: secret })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const main = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const metrics = `http://127.0.0.1:${app.metricsAddress()!.port}`
+  const token = signToken(keys[0]!, claims({}, clock.now()))
+  t.equal((await fetch(`${main}/me`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
+  t.equal((await fetch(`${main}/metrics`, { headers: { authorization: `Bearer ${secret}` } })).status, 404, 'not on the public port')
+  t.equal((await fetch(`${metrics}/metrics`)).status, 401, 'not without the secret')
+  t.equal((await fetch(`${metrics}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status, 401, 'an access token is no metrics secret')
+  const scraped = await fetch(`${metrics}/metrics`, { headers: { authorization: `Bearer ${secret}` } })
+  t.equal(scraped.status, 200)
+  t.match(await scraped.text(), /baton_resource_http_request_duration_seconds_count\{method="GET",route="\/me",status="200"\} 1/)
 })
 
 t.test('a token never gets into the response of a failure', async (t) => {

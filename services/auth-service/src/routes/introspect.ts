@@ -23,7 +23,7 @@ const IntrospectionResponseSchema = Type.Object({
 export default async function introspectRoutes (app: FastifyInstance): Promise<void> {
   app.withTypeProvider<TypeBoxTypeProvider>().post('/oauth/introspect', {
     schema: {
-      description: 'RFC 7662 token introspection, for authenticated confidential clients: `active` is false for expired, revoked, unknown and foreign tokens.',
+      description: 'RFC 7662 token introspection, for confidential clients marked `"introspection": true` in `CLIENTS` (resource servers): `active` is false for expired, revoked, unknown and foreign tokens. Another confidential client gets `403 unauthorized_client`; a public or unauthenticated one `401 invalid_client`.',
       tags: ['oauth'],
       // client_secret_post, with the credentials in the body, is accepted as well.
       security: [{ clientBasic: [] }],
@@ -36,6 +36,8 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
     const client = authenticateClient(request, request.body, app.clients)
     // RFC 7662 §2.1: the endpoint must not become an oracle for anyone who asks.
     if (client.secretHash === undefined) throw new BatonError('BATON_INVALID_CLIENT', 'introspection needs client authentication')
+    // RFC 7662 §4: only the resource servers the operator marked may read whose token it is.
+    if (!client.introspection) throw new BatonError('BATON_CLIENT_NOT_ALLOWED', 'this client may not introspect tokens')
     const { token } = request.body
 
     if (!looksLikeJwt(token)) {

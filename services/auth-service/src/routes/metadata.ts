@@ -18,11 +18,11 @@ export const AuthorizationServerMetadataSchema = Type.Object({
   token_endpoint: Url('RFC 6749 token endpoint'),
   jwks_uri: Url('The public keys that sign access tokens (RFC 7517)'),
   revocation_endpoint: Url('RFC 7009 revocation endpoint'),
-  introspection_endpoint: Type.Optional(Url('RFC 7662 introspection endpoint; listed only when a confidential client is registered, since nobody else may call it')),
+  introspection_endpoint: Type.Optional(Url('RFC 7662 introspection endpoint; listed only when a client marked `introspection` is registered, since nobody else may call it')),
   grant_types_supported: Strings('The grants at least one registered client may use'),
   token_endpoint_auth_methods_supported: Strings('`none` while a public client is registered; the client_secret methods while a confidential one is'),
   revocation_endpoint_auth_methods_supported: Strings('The same as the token endpoint\'s'),
-  introspection_endpoint_auth_methods_supported: Type.Optional(Strings('Confidential clients only')),
+  introspection_endpoint_auth_methods_supported: Type.Optional(Strings('Confidential clients marked `introspection` only')),
   scopes_supported: Strings('DEFAULT_SCOPES and every scope a registered client may be granted'),
   response_types_supported: Type.Array(Type.String(), { maxItems: 0, description: 'Empty: there is no authorization endpoint' }),
   service_documentation: Url('The OpenAPI description of this service, browsable')
@@ -44,6 +44,7 @@ export function authorizationServerMetadata (config: Pick<Config, 'ISSUER' | 'DE
   const issuer = config.ISSUER
   const anyPublic = registered.some((client) => client.secretHash === undefined)
   const anyConfidential = registered.some((client) => client.secretHash !== undefined)
+  const anyIntrospector = registered.some((client) => client.introspection)
   const secretMethods = ['client_secret_basic', 'client_secret_post']
   const clientAuthMethods = [...(anyPublic ? ['none'] : []), ...(anyConfidential ? secretMethods : [])]
   const scopes = new Set(config.DEFAULT_SCOPES)
@@ -54,7 +55,7 @@ export function authorizationServerMetadata (config: Pick<Config, 'ISSUER' | 'DE
     token_endpoint: `${issuer}/oauth/token`,
     jwks_uri: `${issuer}/.well-known/jwks.json`,
     revocation_endpoint: `${issuer}/oauth/revoke`,
-    ...(anyConfidential
+    ...(anyIntrospector
       ? { introspection_endpoint: `${issuer}/oauth/introspect`, introspection_endpoint_auth_methods_supported: secretMethods }
       : {}),
     grant_types_supported: GRANT_TYPES.filter((grant) => registered.some((client) => client.grant_types.includes(grant))),

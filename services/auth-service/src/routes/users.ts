@@ -4,11 +4,13 @@ import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema, isBatonError } from '@baton/tokens'
 import { admitted, audit } from '../audit.js'
 import { normalizeUsername } from '../user-store.js'
+import { displayUsername, usernameProblem } from '../username.js'
 import { requireUserSession } from './sessions.js'
 
-// Letters and digits of any script plus . _ @ + -: room for e-mail addresses,
+// Letters (with their combining marks, which many scripts cannot be written
+// without) and digits of any script plus . _ @ + -: room for e-mail addresses,
 // nothing that could be mistaken for syntax in logs, keys or headers.
-const USERNAME_PATTERN = '^[\\p{L}\\p{N}._@+-]{3,64}$'
+const USERNAME_PATTERN = '^[\\p{L}\\p{M}\\p{N}._@+-]{3,64}$'
 
 // NIST SP 800-63B: length is what counts; no composition rules.
 const Password = Type.String({ minLength: 8, maxLength: 128 })
@@ -46,7 +48,7 @@ export default async function userRoutes (app: FastifyInstance): Promise<void> {
   server.post('/users', {
     onRequest: jsonOnly,
     schema: {
-      description: 'Register a user; the body must be `application/json` (`415` otherwise). Rate limited per client IP, with a registration budget of its own (`RATE_LIMIT_REGISTRATIONS` per `RATE_LIMIT_REGISTRATION_WINDOW`): `429` with `Retry-After`; a taken name counts as a failed attempt.',
+      description: 'Register a user; the body must be `application/json` (`415` otherwise). Names are compared as RFC 8265 UsernameCaseMapped forms (width, case folding: `Straße` is `STRASSE`): `409` if that form is taken. `400` for a name RFC 8265 refuses, or one that mixes scripts (UTS #39 highly restrictive: a Cyrillic `а` in a Latin name). Rate limited per client IP, with a registration budget of its own (`RATE_LIMIT_REGISTRATIONS` per `RATE_LIMIT_REGISTRATION_WINDOW`): `429` with `Retry-After`; a taken name counts as a failed attempt.',
       tags: ['users'],
       consumes: ['application/json'],
       body: RegisterSchema,
@@ -57,10 +59,11 @@ export default async function userRoutes (app: FastifyInstance): Promise<void> {
       }
     }
   }, async (request, reply) => {
-    const { username, password } = request.body
-    if (username.normalize('NFKC') !== username) {
-      throw new BatonError('BATON_INVALID_REQUEST', 'username must be in Unicode normal form NFKC')
-    }
+    const { password } = request.body
+    // RFC 8265 and UTS #39: no name that another could be mistaken for.
+    const problem = usernameProblem(request.body.username)
+    if (problem !== undefined) throw new BatonError('BATON_INVALID_REQUEST', problem)
+    const username = displayUsername(request.body.username)
     checkPasswordStrength(username, password)
     // Counted once the input holds and before the hash: a malformed request costs no registration, a refused one no hash.
     await admitted(request, 'registration.limited', app.limits.admitRegistration(request.ip))
