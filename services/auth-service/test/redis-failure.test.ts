@@ -297,3 +297,27 @@ t.test('no offline queue and no resend: a write reported failed stays undone', a
   t.equal(await redis.exists(`${prefix}user:{${user.id}}:session:${sid}`), 1, 'the unanswered logout was not resent')
   t.equal((await app.inject({ method: 'DELETE', url: `/sessions/${sid}`, headers: bearer(tokens.access_token) })).statusCode, 204, 'the user\'s retry logs out')
 })
+
+t.test('a password change whose write timed out changes nothing, and a registration whose name claim timed out creates no account', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => { await server.stop() })
+  const { app, redis, prefix } = await faultyApp(t, server)
+  const user = await register(app, 'interrupted')
+  const tokens = await login(app, 'interrupted', user.password)
+  const passwordHash = await redis.hget(`${prefix}user:{${user.id}}`, 'password_hash')
+  t.teardown(() => { server.resume() })
+
+  onScript(app, 'change-password.lua', () => { server.pause() })
+  unavailable(t, await app.inject({ method: 'POST', url: '/users/me/password', headers: bearer(tokens.access_token), payload: { current_password: user.password, new_password: 'a brand new password' } }), 'the password change')
+  server.resume()
+  await waitUntilReady(app)
+  t.equal(await redis.hget(`${prefix}user:{${user.id}}`, 'password_hash'), passwordHash, 'the late write refused: the password the user was told is unchanged still is')
+  t.equal((await login(app, 'interrupted', user.password)).token_type, 'Bearer', 'and logs in')
+
+  onScript(app, 'claim-username.lua', () => { server.pause() })
+  unavailable(t, await app.inject({ method: 'POST', url: '/users', payload: { username: 'latecomer', password: 'correct horse battery' } }), 'the registration')
+  server.resume()
+  await waitUntilReady(app)
+  t.equal(await redis.exists(`${prefix}username:latecomer`), 0, 'the late claim refused: no account by that name')
+  t.equal((await register(app, 'latecomer')).username, 'latecomer', 'registering again works')
+})
