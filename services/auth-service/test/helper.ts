@@ -85,7 +85,9 @@ export async function setup (t: Test, env: Record<string, string> = {}, options:
   const backend = await sharedBackend(options.backend)
   const prefix = `t${process.pid}-${++counter}:`
   const clock = options.clock ?? testClock()
-  const config = loadConfig({ ...backend.env, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', ...env })
+  // A request's Redis calls share one budget of REDIS_COMMAND_TIMEOUT: on a test machine running many
+  // suites at once, slow replies must not add up to 503s. Tests of timeouts set their own.
+  const config = loadConfig({ ...backend.env, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', REDIS_COMMAND_TIMEOUT: '5000', ...env })
   const stream = new PassThrough()
   let captured = ''
   stream.on('data', (chunk: Buffer) => { captured += chunk.toString() })
