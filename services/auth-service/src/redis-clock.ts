@@ -34,9 +34,18 @@ export class RedisClock {
     this.#offsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sent + received) / 2
   }
 
-  /** The Redis time (ms) after which a command sent now must not run; 0 (no limit) until measured. */
-  deadline (): number {
+  /** How long before the caller gives up a command must have run, for its reply to arrive in time (ms). */
+  get marginMs (): number {
+    return this.#marginMs
+  }
+
+  /**
+   * The Redis time (ms) after which a command sent now must not run, for a
+   * caller that waits `waitMs` for it (default: the command timeout); 0 (no
+   * limit) until measured.
+   */
+  deadline (waitMs = this.#timeoutMs): number {
     if (this.#offsetMs === undefined) return 0
-    return Math.floor(local() + this.#offsetMs + this.#timeoutMs - this.#marginMs)
+    return Math.floor(local() + this.#offsetMs + waitMs - this.#marginMs)
   }
 }

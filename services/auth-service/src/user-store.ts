@@ -51,11 +51,14 @@ export class RedisUserStore implements UserStore {
   readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #now: () => number
+  readonly #deadline: () => number
 
-  constructor (redis: RedisClient, keys: RedisKeys, now: () => number) {
+  /** `deadline`: the Redis time after which a write sent now must not run (RedisClock). */
+  constructor (redis: RedisClient, keys: RedisKeys, now: () => number, options: { deadline?: () => number } = {}) {
     this.#redis = redis
     this.#keys = keys
     this.#now = now
+    this.#deadline = options.deadline ?? (() => 0)
   }
 
   async create (user: NewUser): Promise<UserRecord> {
@@ -70,7 +73,8 @@ export class RedisUserStore implements UserStore {
     const userKey = this.#keys.user(record.id)
     // The record and the name claim hash to different slots, so they cannot
     // share a script: write the record under its fresh id first, then claim
-    // the name atomically; a lost claim removes the record again.
+    // the name atomically; a lost claim removes the record again. A late
+    // claim refuses (STALE): the record, which no name points to, stays unused.
     await storage(this.#redis.hset(userKey, {
       id: record.id,
       username: record.username,
@@ -84,8 +88,8 @@ export class RedisUserStore implements UserStore {
     // next login adds the new one. Old keys are never written any more, so
     // this read cannot be overtaken by a write it should have seen.
     const takenOfOld = legacy !== canonical && await storage(this.#redis.exists(this.#keys.username(legacy))) === 1
-    const claimed = takenOfOld ? null : await storage(this.#redis.set(this.#keys.username(canonical), record.id, 'NX'))
-    if (claimed === null) {
+    const claimed = takenOfOld ? 0 : await storage(this.#redis.batonClaimUsername(this.#keys.username(canonical), record.id, this.#deadline()))
+    if (claimed === 0) {
       await storage(this.#redis.del(userKey))
       throw new BatonError('BATON_USERNAME_TAKEN', 'that username is taken')
     }
@@ -127,6 +131,6 @@ export class RedisUserStore implements UserStore {
   }
 
   async replacePasswordHash (id: string, expectedHash: string, nextHash: string, now: number): Promise<boolean> {
-    return await storage(this.#redis.batonChangePassword(this.#keys.user(id), expectedHash, nextHash, now)) === 1
+    return await storage(this.#redis.batonChangePassword(this.#keys.user(id), expectedHash, nextHash, now, this.#deadline())) === 1
   }
 }

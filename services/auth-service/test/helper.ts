@@ -86,7 +86,9 @@ export async function setup (t: Test, env: Record<string, string> = {}, options:
   const prefix = `t${process.pid}-${++counter}:`
   const clock = options.clock ?? testClock()
   // Tests register users from one address freely; the registration budget is tested where it is the subject.
-  const config = loadConfig({ ...backend.env, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', RATE_LIMIT_REGISTRATIONS: '1000', ...env })
+  // A request's Redis calls share one budget of REDIS_COMMAND_TIMEOUT: on a test machine running many
+  // suites at once, slow replies must not add up to 503s. Tests of timeouts set their own.
+  const config = loadConfig({ ...backend.env, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'info', RATE_LIMIT_REGISTRATIONS: '1000', REDIS_COMMAND_TIMEOUT: '5000', ...env })
   const stream = new PassThrough()
   let captured = ''
   stream.on('data', (chunk: Buffer) => { captured += chunk.toString() })

@@ -1,4 +1,6 @@
 import t, { type Test } from 'tap'
+import type { AddressInfo } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { createLocalJWKSet, jwtVerify } from 'jose'
@@ -89,6 +91,17 @@ async function faultyApp (t: Test, server: TestRedis, env: Record<string, string
   return { app, redis, prefix }
 }
 
+
+/** Calls `observe` as the app writes each command to Redis, until the returned function is called. */
+function onEveryCommand (app: FastifyInstance, observe: () => void): () => void {
+  const client = app.redis as unknown as { sendCommand: (...args: unknown[]) => unknown }
+  const send = client.sendCommand
+  client.sendCommand = function (...args) {
+    observe()
+    return send.apply(this, args)
+  }
+  return () => { client.sendCommand = send }
+}
 
 /**
  * Fault injection at the wire: runs `fault` once, as the app sends the
@@ -296,4 +309,178 @@ t.test('no offline queue and no resend: a write reported failed stays undone', a
   await waitUntilReady(app)
   t.equal(await redis.exists(`${prefix}user:{${user.id}}:session:${sid}`), 1, 'the unanswered logout was not resent')
   t.equal((await app.inject({ method: 'DELETE', url: `/sessions/${sid}`, headers: bearer(tokens.access_token) })).statusCode, 204, 'the user\'s retry logs out')
+})
+
+const COMMAND_TIMEOUT_MS = 500
+// Room for a loaded machine; a request that waited the timeout twice (calls queued behind others, or one after another) never fits.
+const WITHIN_TIMEOUTS = 1.8
+
+interface Answer {
+  statusCode: number
+  headers: Record<string, string>
+  json: () => any
+  ms: number
+}
+
+/** A test's view of the auth-service over a real socket, as clients meet it: body parsing included. */
+async function listening (app: FastifyInstance): Promise<(method: string, path: string, options?: { json?: unknown, form?: Record<string, string>, headers?: Record<string, string> }) => Promise<Answer>> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const call = async (method: string, path: string, options: { json?: unknown, form?: Record<string, string>, headers?: Record<string, string> } = {}): Promise<Answer> => {
+    const headers: Record<string, string> = { ...options.headers }
+    let body: string | undefined
+    if (options.json !== undefined) {
+      headers['content-type'] = 'application/json'
+      body = JSON.stringify(options.json)
+    } else if (options.form !== undefined) {
+      headers['content-type'] = 'application/x-www-form-urlencoded'
+      body = new URLSearchParams(options.form).toString()
+    }
+    const start = performance.now()
+    const response = await fetch(base + path, { method, headers, body })
+    const text = await response.text()
+    const ms = Math.round(performance.now() - start)
+    return { statusCode: response.status, headers: Object.fromEntries(response.headers), json: () => JSON.parse(text), ms }
+  }
+  // The first fetch loads the HTTP client: not a cost to charge to the first request timed.
+  await call('GET', '/healthz')
+  return call
+}
+
+const withinTimeout = (t: Test, answer: Answer, what: string): void => {
+  const ratio = answer.ms / COMMAND_TIMEOUT_MS
+  t.ok(ratio < WITHIN_TIMEOUTS, `${what}: answered in ${answer.ms} ms, ${ratio.toFixed(2)}× REDIS_COMMAND_TIMEOUT`)
+}
+
+const GATEWAY_SECRET = 'gateway-secret-0123456789'
+const gateway = { authorization: `Basic ${Buffer.from(`gateway:${GATEWAY_SECRET}`).toString('base64')}` }
+const CLIENTS = JSON.stringify([{ client_id: 'gateway', client_secret: GATEWAY_SECRET, grant_types: ['client_credentials'], introspection: true }])
+
+t.test('Redis paused with another call in flight: every endpoint answers 503 within one command timeout, not after its calls queued', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => { await server.stop() })
+  const { app, redis, prefix } = await faultyApp(t, server, { CLIENTS, REDIS_COMMAND_TIMEOUT: String(COMMAND_TIMEOUT_MS) })
+  const call = await listening(app)
+  const user = await register(app, 'queued')
+  const [own, other, byAccessToken, byRefreshToken] = [
+    await login(app, 'queued', user.password), await login(app, 'queued', user.password),
+    await login(app, 'queued', user.password), await login(app, 'queued', user.password)
+  ]
+  const ownSid = decodeJwt(own.access_token).payload.sid as string
+  const otherSid = decodeJwt(other.access_token).payload.sid as string
+  const asOwner = bearer(own.access_token)
+  const passwordHash = await redis.hget(`${prefix}user:{${user.id}}`, 'password_hash')
+
+  const endpoints: Array<[string, () => Promise<Answer>]> = [
+    ['POST /users', async () => await call('POST', '/users', { json: { username: 'newcomer', password: 'correct horse battery' } })],
+    ['password grant', async () => await call('POST', '/oauth/token', { form: { grant_type: 'password', username: 'queued', password: user.password } })],
+    ['refresh grant', async () => await call('POST', '/oauth/token', { form: { grant_type: 'refresh_token', refresh_token: own.refresh_token } })],
+    ['POST /users/me/password', async () => await call('POST', '/users/me/password', { headers: asOwner, json: { current_password: user.password, new_password: 'a brand new password' } })],
+    ['POST /oauth/revoke, access token', async () => await call('POST', '/oauth/revoke', { form: { token: byAccessToken.access_token } })],
+    ['POST /oauth/revoke, refresh token', async () => await call('POST', '/oauth/revoke', { form: { token: byRefreshToken.refresh_token } })],
+    ['POST /oauth/introspect, access token', async () => await call('POST', '/oauth/introspect', { headers: gateway, form: { token: own.access_token } })],
+    ['POST /oauth/introspect, refresh token', async () => await call('POST', '/oauth/introspect', { headers: gateway, form: { token: own.refresh_token } })],
+    ['GET /sessions', async () => await call('GET', '/sessions', { headers: asOwner })],
+    ['DELETE /sessions/:id', async () => await call('DELETE', `/sessions/${otherSid}`, { headers: asOwner })],
+    ['DELETE /sessions', async () => await call('DELETE', '/sessions', { headers: asOwner })]
+  ]
+  for (const [what, send] of endpoints) {
+    server.pause()
+    // Another client's login is already waiting on the paused server; ioredis sends the next
+    // auto-pipeline only once that one is answered, so this request's calls queue behind it.
+    let sent!: () => void
+    const inFlight = new Promise<void>((resolve) => { sent = resolve })
+    const stopWatching = onEveryCommand(app, () => { sent() })
+    const earlier = call('POST', '/oauth/token', { form: { grant_type: 'password', username: 'someone-else', password: 'whatever1' } })
+    await inFlight
+    stopWatching()
+    const answer = await send()
+    server.resume()
+    unavailable(t, answer, what)
+    withinTimeout(t, answer, what)
+    t.equal((await earlier).statusCode, 503, `${what}: the login it queued behind failed too`)
+    await waitUntilReady(app)
+  }
+
+  server.pause()
+  const clientCredentials = await call('POST', '/oauth/token', { headers: gateway, form: { grant_type: 'client_credentials' } })
+  server.resume()
+  t.equal(clientCredentials.statusCode, 200, 'client_credentials needs no Redis: served while it is paused')
+
+  // Redis ran what it had been sent as it resumed: the changes among it refused to take effect.
+  t.equal(await redis.hget(`${prefix}user:{${user.id}}:session:${ownSid}`, 'gen'), '1', 'the refresh token was not rotated')
+  t.equal(await redis.hget(`${prefix}user:{${user.id}}`, 'password_hash'), passwordHash, 'the password was not changed')
+  t.equal(await redis.exists(`${prefix}user:{${user.id}}:session:${otherSid}`), 1, 'the session named in DELETE /sessions/:id lives')
+  t.equal((await register(app, 'newcomer')).username, 'newcomer', 'the name asked for during the pause is free')
+  t.equal((await refresh(app, own.refresh_token)).statusCode, 200, 'the session refreshes as if nothing happened')
+})
+
+t.test('a Redis that answers every command late: a request answers within one command timeout, not one per call, and nothing it sent takes effect', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => { await server.stop() })
+  const { app, redis, prefix } = await faultyApp(t, server, { REDIS_COMMAND_TIMEOUT: String(COMMAND_TIMEOUT_MS) })
+  const call = await listening(app)
+  const user = await register(app, 'sluggish')
+  const tokens = await login(app, 'sluggish', user.password)
+  const passwordHash = await redis.hget(`${prefix}user:{${user.id}}`, 'password_hash')
+  const sessions = `${prefix}user:{${user.id}}:sessions`
+
+  /** Each command the app writes meets a server that stalls for most of the timeout: every call succeeds, slowly. */
+  const slowly = async (send: () => Promise<Answer>): Promise<Answer> => {
+    const resumes = new Set<NodeJS.Timeout>()
+    let paused = false
+    const stopWatching = onEveryCommand(app, () => {
+      if (paused) return
+      paused = true
+      server.pause()
+      resumes.add(setTimeout(() => { paused = false; server.resume() }, COMMAND_TIMEOUT_MS * 0.7))
+    })
+    try {
+      return await send()
+    } finally {
+      stopWatching()
+      for (const timer of resumes) clearTimeout(timer)
+      server.resume()
+      await waitUntilReady(app)
+    }
+  }
+
+  const registration = await slowly(async () => await call('POST', '/users', { json: { username: 'slowcomer', password: 'correct horse battery' } }))
+  unavailable(t, registration, 'registration (a count, then the account, then its name)')
+  withinTimeout(t, registration, 'registration')
+  const loggedIn = await slowly(async () => await call('POST', '/oauth/token', { form: { grant_type: 'password', username: 'sluggish', password: user.password } }))
+  unavailable(t, loggedIn, 'login (two counts, the account, a count, the session)')
+  withinTimeout(t, loggedIn, 'login')
+  const changed = await slowly(async () => await call('POST', '/users/me/password', { headers: bearer(tokens.access_token), json: { current_password: user.password, new_password: 'a brand new password' } }))
+  unavailable(t, changed, 'password change (the token, the account, counts, the new hash, the sessions)')
+  withinTimeout(t, changed, 'password change')
+
+  t.equal(await redis.zcard(sessions), 1, 'the login created no session')
+  t.equal(await redis.hget(`${prefix}user:{${user.id}}`, 'password_hash'), passwordHash, 'the password was not changed')
+  t.equal((await register(app, 'slowcomer')).username, 'slowcomer', 'the name asked for is free')
+  t.equal((await login(app, 'sluggish', user.password)).token_type, 'Bearer', 'the old password still logs in')
+})
+
+t.test('a password change whose write timed out changes nothing, and a registration whose name claim timed out creates no account', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => { await server.stop() })
+  const { app, redis, prefix } = await faultyApp(t, server)
+  const user = await register(app, 'interrupted')
+  const tokens = await login(app, 'interrupted', user.password)
+  const passwordHash = await redis.hget(`${prefix}user:{${user.id}}`, 'password_hash')
+  t.teardown(() => { server.resume() })
+
+  onScript(app, 'change-password.lua', () => { server.pause() })
+  unavailable(t, await app.inject({ method: 'POST', url: '/users/me/password', headers: bearer(tokens.access_token), payload: { current_password: user.password, new_password: 'a brand new password' } }), 'the password change')
+  server.resume()
+  await waitUntilReady(app)
+  t.equal(await redis.hget(`${prefix}user:{${user.id}}`, 'password_hash'), passwordHash, 'the late write refused: the password the user was told is unchanged still is')
+  t.equal((await login(app, 'interrupted', user.password)).token_type, 'Bearer', 'and logs in')
+
+  onScript(app, 'claim-username.lua', () => { server.pause() })
+  unavailable(t, await app.inject({ method: 'POST', url: '/users', payload: { username: 'latecomer', password: 'correct horse battery' } }), 'the registration')
+  server.resume()
+  await waitUntilReady(app)
+  t.equal(await redis.exists(`${prefix}username:latecomer`), 0, 'the late claim refused: no account by that name')
+  t.equal((await register(app, 'latecomer')).username, 'latecomer', 'registering again works')
 })

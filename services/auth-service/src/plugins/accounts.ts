@@ -51,7 +51,7 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
 
   app.decorate('config', config)
   app.decorate('clock', now)
-  app.decorate('users', opts.users ?? new RedisUserStore(app.redis, keys, now))
+  app.decorate('users', opts.users ?? new RedisUserStore(app.redis, keys, now, { deadline: app.redisDeadline }))
   app.decorate('sessions', new SessionStore(app.redis, keys, currentCodec, {
     idleMs: config.REFRESH_TOKEN_TTL * 1000,
     absoluteMs: config.SESSION_MAX_TTL * 1000,

@@ -6,6 +6,7 @@ import { BatonError } from '@baton/tokens'
 import { createRedisClient, histogram, isClusterClient, labelled, type RedisClient, type RedisTarget } from '@baton/service-kit'
 import { defineLuaScripts, scriptName } from '../lua-scripts.js'
 import { RedisClock } from '../redis-clock.js'
+import { RedisBudget, RedisBudgetSpentError, currentRedisBudget, runWithRedisBudget, withinRedisBudget } from '../redis-budget.js'
 
 const CLOCK_SAMPLE_INTERVAL_MS = 5000
 
@@ -17,6 +18,7 @@ const SCRIPTS = {
   batonRevokeUserSessions: { file: 'revoke-user-sessions.lua', keys: undefined },
   batonListSessions: { file: 'list-sessions.lua', keys: undefined },
   batonChangePassword: { file: 'change-password.lua', keys: 1 },
+  batonClaimUsername: { file: 'claim-username.lua', keys: 1 },
   batonTokenStatus: { file: 'token-status.lua', keys: 2 },
   batonPublishRevocation: { file: 'publish-revocation.lua', keys: 1 },
   // Any number of keys: the caller passes the count first.
@@ -33,7 +35,8 @@ declare module 'ioredis' {
     batonRevokeSession: (session: string, index: string, sid: string, clientId: string) => Result<number, Context>
     batonRevokeUserSessions: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[string, string[]], Context>
     batonListSessions: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[string, string[] | string[][]], Context>
-    batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg) => Result<number, Context>
+    batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg, deadline: Arg) => Result<number, Context>
+    batonClaimUsername: (username: string, id: string, deadline: Arg) => Result<number, Context>
     batonTokenStatus: (session: string, revokedToken: string, now: Arg, hasSession: '0' | '1') => Result<number, Context>
     batonPublishRevocation: (stream: string, keepMs: Arg, ...fieldsAndValues: Arg[]) => Result<string, Context>
     batonRateLimit: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[number, number, number], Context>
@@ -44,7 +47,10 @@ declare module 'ioredis' {
 declare module 'fastify' {
   interface FastifyInstance {
     redis: RedisClient
-    /** The Redis time (ms) after which a write sent now must not run; scripts that take it refuse later. */
+    /**
+     * The Redis time (ms) after which a write sent now must not run; scripts that take it refuse later.
+     * In a request, the moment its Redis budget runs out; throws the 503 once too little is left to send one.
+     */
     redisDeadline: () => number
   }
 }
@@ -89,10 +95,11 @@ const TRANSIENT_REPLY = /^(READONLY|LOADING|OOM|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|
 /**
  * Runs a Redis operation and turns any storage failure into a 503 that the
  * client may retry. A programming error (a WRONGTYPE, a script bug) stays a 500.
+ * In a request, the wait is bounded by what is left of the request's Redis budget.
  */
 export async function storage<T> (operation: Promise<T>): Promise<T> {
   try {
-    return await operation
+    return await withinRedisBudget(operation)
   } catch (error) {
     const name = (error as Error).name
     const message = (error as Error).message ?? ''
@@ -145,7 +152,9 @@ export interface RedisPluginOptions {
  * The Redis connection (one server, a Sentinel-watched master or a Redis
  * Cluster), set to fail fast by `createRedisClient`. A request that meets
  * Redis down, or a cluster mid-failover, gets a 503 within the timeout, and
- * the service recovers by itself once Redis is back.
+ * the service recovers by itself once Redis is back. Each request gets one
+ * budget of `commandTimeoutMs` for all its Redis calls (RedisBudget), and its
+ * scripts' deadlines are where that budget ends.
  */
 export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: RedisPluginOptions) {
   // Auto-pipelining: commands issued in one tick share one socket write; under load a write per command cost more than the script.
@@ -154,7 +163,16 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
   // A getter: fastify's decorate type distributes over the Redis | Cluster union and refuses a plain value.
   app.decorate('redis', { getter: () => client })
   const clock = new RedisClock(opts.commandTimeoutMs)
-  app.decorate('redisDeadline', () => clock.deadline())
+  app.decorate('redisDeadline', () => {
+    const budget = currentRedisBudget()
+    if (budget === undefined) return clock.deadline()
+    const left = budget.remainingMs()
+    // It could only run too late to be answered in time: not sent at all.
+    if (left <= clock.marginMs) throw unavailable(new RedisBudgetSpentError())
+    return clock.deadline(left)
+  })
+  // The rest of the request runs inside: fastify carries the context across body parsing.
+  app.addHook('onRequest', (_request, _reply, done) => { runWithRedisBudget(new RedisBudget(opts.commandTimeoutMs), done) })
   // Measured again on every connection (it may be another server now) and now and then.
   const sampleClock = (): void => { if (client.status === 'ready') clock.sample(client).catch(() => {}) }
   client.on('ready', sampleClock)

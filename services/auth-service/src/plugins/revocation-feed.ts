@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { RedisClient } from '@baton/service-kit'
 import { counter } from '@baton/service-kit'
 import { encodeRevocationEvent, type RevocationEvent } from '@baton/tokens'
+import { withinRedisBudget, withoutRedisBudget } from '../redis-budget.js'
 
 /** Tells stateless verifiers what was revoked; never throws: the revocation itself has already happened. */
 export interface RevocationPublisher {
@@ -33,8 +34,9 @@ const RETRY_DELAYS_MS = [100, 200, 400, 800, 1600]
  * Appends every revocation to `<prefix>revocations` for verifiers to follow.
  * The append comes right after the revocation's own script succeeded (the
  * stream sits in another Redis Cluster slot than the user's keys, so it
- * cannot be part of that script). The first attempt is awaited, so the
- * caller's response leaves only once the event is in the feed; a failed one
+ * cannot be part of that script). The first attempt is awaited (within
+ * what is left of the request's Redis budget), so the caller's response
+ * leaves only once the event is in the feed; a failed one
  * is retried in the background a bounded number of times, then logged as
  * lost. Either way the caller answers success: the session or token is
  * already dead at the auth-service and in introspection, and a client that
@@ -96,7 +98,8 @@ export class RedisRevocationPublisher implements RevocationPublisher {
     const timer = setTimeout(() => {
       this.#pending.delete(timer)
       this.#outcomes('retried')
-      void this.#append(event).then((published) => { if (!published) this.#retry(event, attempt + 1) })
+      // The timer was set during the request: its budget, spent or not, is not the retry's.
+      void withoutRedisBudget(async () => await this.#append(event)).then((published) => { if (!published) this.#retry(event, attempt + 1) })
     }, delay)
     timer.unref()
     this.#pending.add(timer)
@@ -104,7 +107,7 @@ export class RedisRevocationPublisher implements RevocationPublisher {
 
   async #append (event: RevocationEvent): Promise<boolean> {
     try {
-      await this.#redis.batonPublishRevocation(this.#opts.stream, this.#keepMs, ...encodeRevocationEvent(event))
+      await withinRedisBudget(this.#redis.batonPublishRevocation(this.#opts.stream, this.#keepMs, ...encodeRevocationEvent(event)))
       this.#outcomes('published')
       return true
     } catch (error) {
