@@ -136,7 +136,7 @@ t.test('X-Content-Type-Options: nosniff on every answer: success, errors, 404, 4
   t.same([...statuses].filter((status) => status >= 400).sort(), [400, 401, 404, 413, 415], 'errors of every kind were among them')
 })
 
-t.test('a complete body with a member named __proto__, constructor or prototype: 400 at every route, as JSON and as a form, and nothing done', async (t) => {
+t.test('a complete body with a member named __proto__, constructor or prototype: 400 at every route, as JSON and as a form (415 for a form at /users), and nothing done', async (t) => {
   const secret = 'resource-server-secret-0123456789'
   const { app } = await setup(t, { ...LIMITS, CLIENTS: JSON.stringify([{ client_id: 'rs', client_secret: secret, grant_types: [], introspection: true }]) })
   const user = await register(app, 'proto-owner')
@@ -160,8 +160,10 @@ t.test('a complete body with a member named __proto__, constructor or prototype:
       ]
       for (const [format, contentType, payload] of bodies) {
         const response = await app.inject({ method: 'POST', url, headers: { ...headers, 'content-type': contentType }, payload })
-        t.equal(response.statusCode, 400, `${url}, ${name} in a ${format} body`)
-        t.equal(response.json<{ error: string }>().error, 'invalid_request', `${url}, ${name} in a ${format} body: invalid_request`)
+        // /users takes JSON only: a form is refused before any parser reads it.
+        const expected = url === '/users' && contentType !== 'application/json' ? 415 : 400
+        t.equal(response.statusCode, expected, `${url}, ${name} in a ${format} body`)
+        if (expected === 400) t.equal(response.json<{ error: string }>().error, 'invalid_request', `${url}, ${name} in a ${format} body: invalid_request`)
       }
     }
   }
