@@ -17,6 +17,7 @@ const SCRIPTS = {
   batonRevokeUserSessions: { file: 'revoke-user-sessions.lua', keys: undefined },
   batonListSessions: { file: 'list-sessions.lua', keys: undefined },
   batonChangePassword: { file: 'change-password.lua', keys: 1 },
+  batonSetUserLock: { file: 'set-user-lock.lua', keys: 1 },
   batonTokenStatus: { file: 'token-status.lua', keys: 2 },
   batonPublishRevocation: { file: 'publish-revocation.lua', keys: 1 },
   // Any number of keys: the caller passes the count first.
@@ -33,6 +34,7 @@ declare module 'ioredis' {
     batonRevokeUserSessions: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[string, string[]], Context>
     batonListSessions: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[string, string[] | string[][]], Context>
     batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg) => Result<number, Context>
+    batonSetUserLock: (user: string, action: 'lock' | 'unlock', now: Arg, reason: string) => Result<number, Context>
     batonTokenStatus: (session: string, revokedToken: string, now: Arg, hasSession: '0' | '1') => Result<number, Context>
     batonPublishRevocation: (stream: string, keepMs: Arg, ...fieldsAndValues: Arg[]) => Result<string, Context>
     batonRateLimit: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[number, number], Context>

@@ -63,6 +63,11 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, refresh_token: tokens.refreshToken, scope }
   }
 
+  function accountLocked (request: FastifyRequest, uid: string, client: ClientConfig): never {
+    audit(request, 'login.failed', { user: uid, client_id: client.client_id, reason: 'account_locked' })
+    throw new BatonError('BATON_INVALID_GRANT', 'the account is locked; ask an administrator')
+  }
+
   async function passwordGrant (request: FastifyRequest, body: TokenRequest, client: ClientConfig): Promise<TokenResponse> {
     if (body.username === undefined || body.password === undefined) {
       throw new BatonError('BATON_INVALID_REQUEST', 'username and password are required')
@@ -79,9 +84,17 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
       throw new BatonError('BATON_INVALID_GRANT', INVALID_CREDENTIALS)
     }
     await attempt.succeeded()
+    if (user.lockedAt !== undefined) accountLocked(request, user.id, client)
     const allowed = client.scope === undefined ? user.scopes : user.scopes.filter((scope) => client.scope!.includes(scope))
     const scope = formatScope(grantScope(body.scope, allowed))
     const session = await app.sessions.create({ uid: user.id, username: user.username, scope }, requestContext(request, client))
+    // `users lock` sets the lock, then ends the user's sessions: a login that
+    // read the user before the lock and created its session after that sweep
+    // finds the lock here, and ends its own session.
+    if ((await app.users.findById(user.id))?.lockedAt !== undefined) {
+      await app.sessions.revoke(user.id, session.sid)
+      accountLocked(request, user.id, client)
+    }
     audit(request, 'login.succeeded', { user: user.id, sid: session.sid, client_id: client.client_id, sessions_evicted: session.evicted.length })
     return tokenResponse('password', session, client, scope)
   }
