@@ -5,7 +5,10 @@ import type { FastifyInstance } from 'fastify'
 import { isClusterClient, type RedisClient } from '@baton/service-kit'
 import { decodeRevocationEvent, revocationStreamKey } from '@baton/tokens'
 import { buildApp, loadConfig } from '../src/app.js'
-import { setup, sharedBackend, register, login, refresh, bearer, decodeJwt, keysWithTtl, type TestContext, type Tokens, ADMIN_CLI, runAdmin } from './helper.js'
+import { defineScripts } from '../src/plugins/redis.js'
+import { redisKeys } from '../src/redis-keys.js'
+import { RedisUserStore, type UserStore } from '../src/user-store.js'
+import { setup, sharedBackend, testClient, register, login, refresh, bearer, decodeJwt, keysWithTtl, type TestContext, type Tokens, ADMIN_CLI, runAdmin } from './helper.js'
 
 // Each command is a process of its own; on a loaded machine they add up.
 t.setTimeout(300_000)
@@ -286,4 +289,36 @@ t.test('keys revoke: every instance drops the key at once, a new key signs, sess
   const suppliedKid = (result(await runCli({ ...env, SIGNING_KEY: pem }, ['keys', 'list'])).keys as Array<{ kid: string }>)[0]!.kid
   t.equal((await runCli({ ...env, SIGNING_KEY: pem }, ['keys', 'revoke', suppliedKid, '--feed-only'])).code, 2, 'never the key that signs')
   t.same(await jwksKids(second), [signer], 'none of the refusals changed the keyring')
+})
+
+t.test('a lock that lands while a login is under way leaves that login no session', async (t) => {
+  // The store answers as it found the user, then the lock lands: what `users lock` does while the login hashes the password.
+  const backend = await sharedBackend()
+  const prefix = `race${process.pid}:`
+  const client = testClient(backend)
+  t.teardown(() => { client.disconnect() })
+  defineScripts(client)
+  const store = new RedisUserStore(client, redisKeys(prefix), Date.now)
+  let lockDuringLogin = false
+  const users: UserStore = {
+    create: async (user) => await store.create(user),
+    findById: async (id) => await store.findById(id),
+    replacePasswordHash: async (...args) => await store.replacePasswordHash(...args),
+    findByUsername: async (username) => {
+      const found = await store.findByUsername(username)
+      if (found !== undefined && lockDuringLogin) await store.setLocked(found.id, true, Date.now())
+      return found
+    }
+  }
+  const app = await buildApp(loadConfig({ ...backend.env, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent' }), { users })
+  t.teardown(async () => { await app.close() })
+  await app.ready()
+  const ada = await register(app, 'ada', PASSWORD)
+
+  lockDuringLogin = true
+  const raced = await passwordGrant(app, 'ada')
+  t.equal(raced.statusCode, 400)
+  t.same(raced.body, { error: 'invalid_grant', error_description: 'the account is locked; ask an administrator' })
+  t.same(await client.zrange(redisKeys(prefix).sessionIndex(ada.id), 0, -1), [], 'the session it had created is gone')
+  t.equal((await store.findById(ada.id))?.lockedAt !== undefined, true)
 })
