@@ -24,7 +24,7 @@ async function runCli (env: Record<string, string>, args: string[]): Promise<Run
 /** The command's JSON result line. */
 function result (run: Run): Record<string, unknown> {
   const lines = run.stdout.trim().split('\n')
-  if (lines.length !== 1) throw new Error(`expected one line on stdout, got: ${run.stdout}\n${run.stderr}`)
+  if (run.code !== 0 || lines.length !== 1) throw new Error(`expected exit 0 and one line on stdout, got ${String(run.code)}: ${run.stdout}\n${run.stderr}`)
   return JSON.parse(lines[0]!) as Record<string, unknown>
 }
 
@@ -112,7 +112,7 @@ t.test('--help and usage errors connect to nothing and change nothing', async (t
 
   const usageErrors = [
     ['keys', 'revoke'], ['frobnicate'], ['keys'], ['sessions', 'revoke'], ['users', 'lock', 'ada', '--user', 'bob'],
-    ['keys', 'list', 'extra'], ['--bogus'], ['users', 'lock', 'ada', '--reason', 'x'.repeat(257)]
+    ['keys', 'list', 'extra'], ['--bogus'], ['users', 'lock', 'ada', '--reason', 'x'.repeat(257)], ['keys', 'revoke', kid, '--reason']
   ]
   for (const [index, run] of (await Promise.all(usageErrors.map(async (args) => await runCli(env, args)))).entries()) {
     const args = usageErrors[index]!
@@ -272,9 +272,10 @@ t.test('keys revoke: every instance drops the key at once, a new key signs, sess
   await waitFor(async () => !(await jwksKids(second)).includes(pending))
   t.equal(second.keyring.current().kid, signer)
 
-  const unknown = await runCli(env, ['keys', 'revoke', 'no-such-kid'])
+  // base64url: a kid may start with '-', and is still a kid, not an option.
+  const unknown = await runCli(env, ['keys', 'revoke', '-8no-such-kid', '--reason', 'typo'])
   t.equal(unknown.code, 1)
-  t.equal(unknown.stderr, 'baton-admin: no signing key no-such-kid in the keyring (see `keys list`)\n')
+  t.equal(unknown.stderr, 'baton-admin: no signing key -8no-such-kid in the keyring (see `keys list`)\n')
   const stillHere = await runCli(env, ['keys', 'revoke', signer, '--feed-only'])
   t.equal(stillHere.code, 2, 'the feed alone is refused for a key still in the keyring')
   const eventsBefore = (await feedEvents(redis, prefix)).length

@@ -129,9 +129,37 @@ const OPTIONS = {
   'feed-only': { type: 'boolean' }
 } as const
 
+/**
+ * Our options first, then everything else after `--`: a kid is base64url and
+ * may well start with '-', which parseArgs would take for an option.
+ */
+function optionsFirst (argv: readonly string[]): string[] {
+  const options: string[] = []
+  const positionals: string[] = []
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!
+    if (arg === '--') {
+      positionals.push(...argv.slice(index + 1))
+      break
+    }
+    const name = arg.startsWith('--') ? arg.slice(2).split('=')[0]! : arg === '-h' ? 'help' : undefined
+    const option = name === undefined ? undefined : (OPTIONS as Record<string, { type: string }>)[name]
+    if (option === undefined) {
+      positionals.push(arg)
+      continue
+    }
+    options.push(arg)
+    if (option.type === 'string' && !arg.includes('=')) {
+      if (index + 1 === argv.length) usageError(`--${name!} needs a value`)
+      options.push(argv[++index]!)
+    }
+  }
+  return [...options, '--', ...positionals]
+}
+
 function parseCommandLine (): ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositionals: true }>> {
   try {
-    return parseArgs({ args: process.argv.slice(2), options: OPTIONS, allowPositionals: true, strict: true })
+    return parseArgs({ args: optionsFirst(process.argv.slice(2)), options: OPTIONS, allowPositionals: true, strict: true })
   } catch (error) {
     return usageError((error as Error).message.split('\n')[0]!)
   }
@@ -186,7 +214,8 @@ function operatorName (): string {
 }
 
 // The service's own client, so a cluster or Sentinel works here too; a deadline, not a retry count, bounds the wait.
-const redis = createRedisClient(config.REDIS, { commandTimeoutMs: Math.max(config.REDIS_COMMAND_TIMEOUT, 2000) })
+// A command is no request a client waits on: it may wait longer for a busy Redis than the service does.
+const redis = createRedisClient(config.REDIS, { commandTimeoutMs: Math.max(config.REDIS_COMMAND_TIMEOUT, 5000) })
 redis.on('error', () => {})
 const deadline = setTimeout(() => { fail(1, `could not reach Redis at ${describeRedisTarget(config.REDIS)} within 10 s`) }, 10_000)
 deadline.unref()
