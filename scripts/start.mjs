@@ -14,7 +14,11 @@
 // Both services inherit the environment, except PORT (one variable cannot
 // serve both), and ISSUER and JWKS_URL when unset, which point at the
 // auth-service started here. They share this process's stdout, so stdout
-// carries only their pino JSON lines; this script speaks on stderr.
+// carries only their pino JSON lines, each naming its `service`; this script
+// speaks on stderr. On a terminal (or with LOG_PRETTY=1) their lines are
+// printed readable and coloured instead, one line each (pino-pretty, a
+// development dependency); LOG_PRETTY=0 keeps JSON on a terminal too. Either
+// way the lines are the services' own, already redacted.
 //
 // Stopping: SIGTERM or SIGINT is forwarded to both services; once they have
 // exited, Redis (if started here) gets it too, so it outlives every request
@@ -32,6 +36,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
+import { createInterface } from 'node:readline'
 import { connect as connectTls } from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
@@ -71,6 +76,35 @@ const resourceUrl = `http://${probeHost}:${resourcePort}`
 // auth-service started here, whatever ISSUER says.
 env.ISSUER ??= `http://127.0.0.1:${authPort}`
 env.JWKS_URL ??= `${authUrl}/.well-known/jwks.json`
+
+const prettyLogs = logFormat()
+const prettify = prettyLogs ? await prettyPrinter() : undefined
+
+function logFormat () {
+  const value = env.LOG_PRETTY ?? ''
+  if (value === '') return process.stdout.isTTY === true
+  if (['1', 'true'].includes(value)) return true
+  if (['0', 'false'].includes(value)) return false
+  fail(`invalid LOG_PRETTY: ${value} (1 or true: readable lines, 0 or false: JSON; unset: readable on a terminal)`)
+}
+
+/** A function from one JSON log line to one readable, coloured line; undefined when pino-pretty is not installed. */
+async function prettyPrinter () {
+  let prettyFactory
+  try {
+    ({ prettyFactory } = (await import('pino-pretty')).default)
+  } catch {
+    log('pino-pretty is not installed (a development dependency); logging JSON')
+    return undefined
+  }
+  return prettyFactory({
+    colorize: !('NO_COLOR' in env),
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service,version',
+    messageFormat: (line, messageKey) => `${line.service ?? '?'}: ${line[messageKey] ?? ''}`
+  })
+}
 
 function port (name, fallback) {
   const value = env[name] ?? String(fallback)
@@ -149,6 +183,7 @@ function shutdown (signal) {
   stopping = true
   shuttingDown ??= (async () => {
     await stopChildren(children.filter((entry) => entry.kind === 'service'), signal, SERVICE_STOP_TIMEOUT_MS)
+    await Promise.all(children.map((entry) => entry.printed))
     await stopChildren(children.filter((entry) => entry.kind === 'redis'), signal, REDIS_STOP_TIMEOUT_MS)
     if (watchdog !== undefined) watchdog.stdin.end('done\n')
     const clean = !failed && children.every((entry) => entry.result?.code === 0)
@@ -255,10 +290,17 @@ function startService (name, port) {
     cwd: join(ROOT, 'services', name),
     env: { ...env, PORT: String(port) },
     detached: true,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+    stdio: ['ignore', prettify === undefined ? 'inherit' : 'pipe', 'inherit', 'ipc']
   })
   if (watchdog !== undefined && child.pid !== undefined) watchdog.stdin.write(`service ${child.pid}\n`)
-  return track(name, 'service', child)
+  const entry = track(name, 'service', child)
+  if (prettify !== undefined && child.stdout !== null) {
+    const lines = createInterface({ input: child.stdout, crlfDelay: Infinity })
+    lines.on('line', (line) => { process.stdout.write(prettify(line)) })
+    // Printed to the last line before this script exits.
+    entry.printed = new Promise((resolve) => lines.once('close', resolve))
+  }
+  return entry
 }
 
 async function waitReady (entry, baseUrl) {

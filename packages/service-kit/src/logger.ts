@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyServerOptions, type FastifyRequest } from 'fastify'
-import type { Logger } from 'pino'
+import { pino, type Logger } from 'pino'
 
 // Everything that can carry a credential, wherever pino might meet it: request
 // and response headers, parsed bodies and any object a handler logs.
@@ -35,13 +37,42 @@ export function redactUrl (url: string): string {
   return `${url.slice(0, queryStart)}?${names.join('&')}`
 }
 
-/** pino options for a Baton service: redaction on, request lines without secrets. */
-export function loggerOptions (level: string): FastifyServerOptions['logger'] {
+/** Who writes a log line: both services share one stdout under the root `start`. */
+export interface LogSource {
+  /** e.g. `auth-service` */
+  service: string
+  /** The service package's version. */
+  version: string
+}
+
+/**
+ * pino options for a Baton service: redaction on, request lines without
+ * secrets, and with `source` the service's name and version on every line.
+ */
+export function loggerOptions (level: string, source?: LogSource): FastifyServerOptions['logger'] {
   return {
     level,
+    // pino's own base (pid, hostname) is replaced by `base`, so it is restated.
+    ...(source === undefined ? {} : { base: { pid: process.pid, hostname: hostname(), service: source.service, version: source.version } }),
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
     serializers: { req: requestSummary }
   }
+}
+
+/**
+ * A logger outside Fastify (a command-line tool), with the services'
+ * redaction and source fields; it writes synchronously to `fd` (stderr by
+ * default), so nothing is lost when the process exits right after.
+ */
+export function createLogger (level: string, source: LogSource, fd = 2): Logger {
+  const { serializers: _requestsOnly, ...options } = loggerOptions(level, source) as pino.LoggerOptions
+  return pino(options, pino.destination({ fd, sync: true }))
+}
+
+/** The `name` (without its scope) and `version` of the package.json at `url`, for {@link loggerOptions}. */
+export function logSourceOf (url: URL): LogSource {
+  const { name, version } = JSON.parse(readFileSync(url, 'utf8')) as { name: string, version: string }
+  return { service: name.replace(/^@[^/]+\//, ''), version }
 }
 
 /** What a log line tells of a request: nothing that can carry a credential (the URL's values are masked). */

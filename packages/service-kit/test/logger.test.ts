@@ -1,13 +1,13 @@
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { AccessLogController, loggerOptions } from '../src/index.js'
+import { AccessLogController, loggerOptions, logSourceOf } from '../src/index.js'
 
 const TOKEN = 'eyJhbGciOiJFZERTQSJ9.c2VjcmV0.c2lnbmF0dXJl'
 
-async function build (t: Test, level: string): Promise<{ app: FastifyInstance, lines: Array<Record<string, unknown>> }> {
+async function build (t: Test, level: string, source?: { service: string, version: string }): Promise<{ app: FastifyInstance, lines: Array<Record<string, unknown>> }> {
   const lines: Array<Record<string, unknown>> = []
   const app = Fastify({
-    logger: { ...loggerOptions(level) as object, stream: { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } } },
+    logger: { ...loggerOptions(level, source) as object, stream: { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } } },
     logController: new AccessLogController()
   })
   app.get('/me', async (request) => {
@@ -52,4 +52,16 @@ t.test('debug adds the arrival line; an error is logged as Fastify logs it', asy
   lines.length = 0
   t.equal((await app.inject({ url: '/boom' })).statusCode, 500)
   t.ok(lines.some((line) => line.level === 50 && (line.err as { message?: string } | undefined)?.message === 'boom'), 'the error is logged at error level')
+})
+
+t.test('with a source, every line names the service and its version, access lines and errors included', async (t) => {
+  const source = logSourceOf(new URL('../package.json', import.meta.url))
+  t.same(source, { service: 'service-kit', version: '0.1.0' }, 'the package name without its scope')
+  const { app, lines } = await build(t, 'info', { service: 'auth-service', version: '1.2.3' })
+  app.log.info('plain line')
+  await app.inject({ url: `/me?access_token=${TOKEN}`, headers: { authorization: `Bearer ${TOKEN}` } })
+  await app.inject({ url: '/boom' })
+  t.ok(lines.length >= 5, 'the plain line, the handler line, two access lines and the error')
+  for (const line of lines) t.match(line, { service: 'auth-service', version: '1.2.3', pid: process.pid, hostname: String }, String(line.msg))
+  t.notMatch(JSON.stringify(lines), TOKEN)
 })

@@ -5,9 +5,12 @@
  *
  *   kind   'sessions': every access token of these sessions is refused
  *          'token':    the one access token with this jti is refused
- *   sub    whose sessions or token (a verifier also compares it)
+ *          'key':      every access token signed with this key (its `kid`
+ *                      header) is refused: the key leaked
+ *   sub    whose sessions or token (a verifier also compares it; not for 'key')
  *   sids   space-separated session ids ('sessions')
  *   jti    the token's id ('token')
+ *   kid    the signing key's id ('key')
  *   at     when it was revoked (ms since the epoch, the issuer's clock)
  *   until  when every affected token has expired anyway (ms, the issuer's
  *          clock, its CLOCK_SKEW included): a verifier may forget the event then
@@ -17,11 +20,14 @@
 export type RevocationEvent =
   | { kind: 'sessions', sub: string, sids: readonly string[], at: number, until: number }
   | { kind: 'token', sub: string, jti: string, at: number, until: number }
+  | { kind: 'key', kid: string, at: number, until: number }
 
 /** The field/value pairs that stand for an event in the stream. */
 export function encodeRevocationEvent (event: RevocationEvent): string[] {
+  const times = ['at', String(event.at), 'until', String(event.until)]
+  if (event.kind === 'key') return ['kind', event.kind, 'kid', event.kid, ...times]
   const target = event.kind === 'sessions' ? ['sids', event.sids.join(' ')] : ['jti', event.jti]
-  return ['kind', event.kind, 'sub', event.sub, ...target, 'at', String(event.at), 'until', String(event.until)]
+  return ['kind', event.kind, 'sub', event.sub, ...target, ...times]
 }
 
 const ID = /^[\x21-\x7e]{1,256}$/
@@ -33,8 +39,13 @@ export function decodeRevocationEvent (fields: readonly string[]): RevocationEve
   const sub = values.get('sub')
   const at = Number(values.get('at'))
   const until = Number(values.get('until'))
-  if (sub === undefined || !ID.test(sub) || !Number.isSafeInteger(at) || !Number.isSafeInteger(until)) return undefined
   const kind = values.get('kind')
+  if (!Number.isSafeInteger(at) || !Number.isSafeInteger(until)) return undefined
+  if (kind === 'key') {
+    const kid = values.get('kid')
+    return kid === undefined || !ID.test(kid) ? undefined : { kind, kid, at, until }
+  }
+  if (sub === undefined || !ID.test(sub)) return undefined
   if (kind === 'sessions') {
     const sids = (values.get('sids') ?? '').split(' ').filter((sid) => sid !== '')
     if (sids.length === 0 || !sids.every((sid) => ID.test(sid))) return undefined

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formBody from '@fastify/formbody'
-import { AccessLogController, clientErrorHandler, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
+import { AccessLogController, clientErrorHandler, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, logSourceOf, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
 import { verifierPlugin, createStaticKeySource } from '@baton/verifier'
 import type { Config } from './config.js'
 import { redisKeys } from './redis-keys.js'
@@ -30,13 +30,16 @@ export interface Deps {
   logStream?: NodeJS.WritableStream
 }
 
+// Every line names the service: under the root `start` both share one stdout.
+const LOG_SOURCE = logSourceOf(new URL('../package.json', import.meta.url))
+
 export type { Config } from './config.js'
 export { loadConfig } from './config.js'
 
 /** Builds the auth-service; `server.ts` listens, tests inject. */
 export async function buildApp (config: Config, deps: Deps = {}): Promise<FastifyInstance> {
   const now = deps.now ?? Date.now
-  const logger = loggerOptions(config.LOG_LEVEL) as Record<string, unknown>
+  const logger = loggerOptions(config.LOG_LEVEL, LOG_SOURCE) as Record<string, unknown>
   const app = Fastify({
     logger: deps.logStream === undefined ? logger : { ...logger, stream: deps.logStream },
     bodyLimit: config.BODY_LIMIT,
@@ -68,6 +71,7 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     signingKeyPem: config.SIGNING_KEY,
     refreshTokenSecret: config.REFRESH_TOKEN_SECRET,
     signingKeysKey: keys.signingKeys,
+    changesChannel: keys.signingKeysChanged,
     refreshTokenSecretKey: keys.refreshTokenSecret,
     now,
     rotation: rotationPolicy(config)

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { RateLimitedError } from './rate-limits.js'
 
 /**
@@ -19,6 +19,11 @@ export type AuditEvent =
   | 'access_token.revoked'
   | 'password.changed'
   | 'password.change_failed'
+  // Operator commands (baton-admin): `operator` names who ran them, instead of an ip and user agent.
+  | 'signing_key.rotated'
+  | 'signing_key.revoked'
+  | 'user.locked'
+  | 'user.unlocked'
 
 export interface AuditFields {
   /** User id. */
@@ -31,7 +36,7 @@ export interface AuditFields {
 }
 
 // Events that mean an attack (or a leak) is under way are warnings; the rest is information.
-const WARNINGS = new Set<AuditEvent>(['refresh.reuse_detected', 'refresh.grace_exhausted', 'login.locked', 'registration.limited'])
+const WARNINGS = new Set<AuditEvent>(['refresh.reuse_detected', 'refresh.grace_exhausted', 'login.locked', 'registration.limited', 'signing_key.revoked', 'user.locked'])
 
 /** Logs one audit event for `request`, with its client IP and user agent. */
 export function audit (request: FastifyRequest, event: AuditEvent, fields: AuditFields = {}): void {
@@ -46,6 +51,13 @@ export function audit (request: FastifyRequest, event: AuditEvent, fields: Audit
   request.server.authMetrics?.event(request, event, fields)
   if (WARNINGS.has(event)) request.log.warn(line, event)
   else request.log.info(line, event)
+}
+
+/** Logs one audit event of an operator's command, which has no request: `operator` says who ran it. */
+export function auditOperator (log: FastifyBaseLogger, event: AuditEvent, fields: AuditFields & { operator: string }): void {
+  const line = { event, ...fields }
+  if (WARNINGS.has(event)) log.warn(line, event)
+  else log.info(line, event)
 }
 
 /**

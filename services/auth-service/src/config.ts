@@ -39,7 +39,7 @@ export interface Config extends CommonConfig {
   KEYRING_RELOAD_INTERVAL: number
   /** How long a new key is published before it signs; at least JWKS_MAX_AGE + KEYRING_RELOAD_INTERVAL. */
   KEY_PUBLISH_AHEAD: number
-  /** How long a generated key signs before the next is added; 0: only `rotate-keys` rotates. */
+  /** How long a generated key signs before the next is added; 0: only `baton-admin keys rotate` rotates. */
   KEY_ROTATION_INTERVAL: number
   // Brute-force limits
   /** Failed logins of one username per RATE_LIMIT_FAILURE_WINDOW before the account is locked for the rest of it. */

@@ -13,10 +13,14 @@ import { defineLuaScripts } from './lua-scripts.js'
  *   retiring  published, not signing: until every token it signed has expired
  *   retired   unpublished; deleted from Redis by the next prune
  *
- * Only two things are ever written (rotate-signing-key.lua adds a key,
- * prune-signing-keys.lua deletes retired ones); every state follows from the
- * stored activate_at times and the clock, so all instances that hold the same
- * keyring agree on the signer without talking to each other.
+ * Only three things are ever written (rotate-signing-key.lua adds a key,
+ * prune-signing-keys.lua deletes retired ones, revoke-signing-key.lua takes
+ * out a leaked one and, if it was signing, adds a key that signs at once);
+ * every state follows from the stored activate_at times and the clock, so
+ * all instances that hold the same keyring agree on the signer without
+ * talking to each other. A change made by a command is announced on
+ * `<prefix>signing-keys:changed` so that instances reread at once rather
+ * than at their next reload.
  */
 
 export interface StoredSigningKey {
@@ -153,6 +157,7 @@ export function rotationDue (keys: readonly StoredSigningKey[], now: number, int
 
 const SCRIPTS = {
   batonRotateSigningKey: { file: 'rotate-signing-key.lua', keys: 1 },
+  batonRevokeSigningKey: { file: 'revoke-signing-key.lua', keys: 1 },
   batonPruneSigningKeys: { file: 'prune-signing-keys.lua', keys: 1 }
 } as const
 
@@ -160,6 +165,7 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     batonRotateSigningKey: (keyring: string, now: number, kid: string, alg: string, pem: string,
       publishAheadMs: number, retireAfterMs: number, mode: RotationMode, intervalMs: number, maxKeys: number) => Result<[RotationStatus, string | null], Context>
+    batonRevokeSigningKey: (keyring: string, now: number, kid: string, replacementKid: string, alg: string, pem: string) => Result<[KeyRevocationStatus, string | null], Context>
     batonPruneSigningKeys: (keyring: string, now: number, retireAfterMs: number) => Result<[number, string | null], Context>
   }
 }
@@ -200,6 +206,34 @@ export async function rotateSigningKey (redis: RedisClient, keyringKey: string, 
   const keys = parseKeyring(json)
   const stored = status === 'created' || status === 'added' ? keys.find((key) => key.kid === kid) : undefined
   return { status, key: stored, keys, json }
+}
+
+/** replaced: the key was signing and a new one signs from now; removed: it was pending or retiring. */
+export type KeyRevocationStatus = 'replaced' | 'removed' | 'not-found'
+
+export interface KeyRevocationResult {
+  status: KeyRevocationStatus
+  /** The key that signs from now on ('replaced'). */
+  replacement: StoredSigningKey | undefined
+  /** The keyring as stored afterwards (empty if there was none). */
+  keys: StoredSigningKey[]
+  json: string | undefined
+}
+
+/**
+ * Takes a leaked key out of the generated keyring at once: it is no longer
+ * published, and if it was signing, a fresh Ed25519 key signs from `now`
+ * (revoke-signing-key.lua decides which, atomically, so a rotation running at
+ * the same time cannot bring the key back as signer).
+ */
+export async function revokeSigningKey (redis: RedisClient, keyringKey: string, kid: string, now: number): Promise<KeyRevocationResult> {
+  defineKeyringScripts(redis)
+  const pem = generateSigningKeyPem()
+  const replacementKid = kidOf(pem)
+  const [status, json] = await redis.batonRevokeSigningKey(keyringKey, now, kid, replacementKid, 'EdDSA', pem)
+  const keys = json === null ? [] : parseKeyring(json)
+  const replacement = status === 'replaced' ? keys.find((key) => key.kid === replacementKid) : undefined
+  return { status, replacement, keys, json: json ?? undefined }
 }
 
 /** Deletes retired keys; returns how many and the keyring as stored afterwards. */

@@ -13,6 +13,7 @@ import { revocationStreamKey } from '@baton/tokens'
  *   <p>username:<normalized name>     string the user id, for case-insensitive login and uniqueness
  *   <p>signing-keys                   string JSON array of generated signing keys {kid, alg, pem, created_at, activate_at};
  *                                           no TTL, bounded: retired keys are deleted, at most MAX_SIGNING_KEYS (key-rotation.ts)
+ *   <p>signing-keys:changed           channel (pub/sub, not a key) on which operator commands announce a changed keyring
  *   <p>refresh-token-secret           string secret that authenticates refresh tokens
  *   <p>revocations                    stream the revocation feed for stateless verifiers; trimmed (MINID)
  *                                           to the longest access-token lifetime on every append
@@ -38,6 +39,8 @@ export interface RedisKeys {
   revokedToken: (sub: string, jti: string) => string
   username: (normalized: string) => string
   signingKeys: string
+  /** A pub/sub channel: instances reread the keyring when a command says it changed. */
+  signingKeysChanged: string
   refreshTokenSecret: string
   /** The revocation feed: a slot of its own on Redis Cluster, written after each revocation's script. */
   revocations: string
@@ -60,6 +63,7 @@ export function redisKeys (prefix: string): RedisKeys {
     revokedToken: (sub, jti) => `${prefix}user:{${sub}}:revoked-token:${jti}`,
     username: (normalized) => `${prefix}username:${normalized}`,
     signingKeys: `${prefix}signing-keys`,
+    signingKeysChanged: `${prefix}signing-keys:changed`,
     refreshTokenSecret: `${prefix}refresh-token-secret`,
     revocations: revocationStreamKey(prefix),
     ipAttempts: (bucket) => `${prefix}rate:{ip:${bucket}}:attempts`,

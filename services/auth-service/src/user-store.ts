@@ -17,6 +17,8 @@ export interface UserRecord {
    * login creates its session only if it has not moved on since. Missing: 0.
    */
   credentialVersion: number
+  /** Set while an operator has locked the account (ms since the epoch): its logins are refused. */
+  lockedAt?: number
 }
 
 export interface NewUser {
@@ -126,8 +128,19 @@ export class RedisUserStore implements UserStore {
       passwordHash: fields.password_hash,
       scopes: (fields.scopes ?? '').split(' ').filter((scope) => scope !== ''),
       createdAt: Number(fields.created_at),
-      credentialVersion: Number(fields.credential_version ?? 0)
+      credentialVersion: Number(fields.credential_version ?? 0),
+      ...(fields.locked_at === undefined ? {} : { lockedAt: Number(fields.locked_at) })
     }
+  }
+
+  /**
+   * Locks (or unlocks) a user: 'changed', 'unchanged' when it already was,
+   * 'not_found'. Ending the user's sessions is the caller's part.
+   */
+  async setLocked (id: string, locked: boolean, now: number, reason = ''): Promise<'changed' | 'unchanged' | 'not_found'> {
+    if (!isId(id)) return 'not_found'
+    const result = await storage(this.#redis.batonSetUserLock(this.#keys.user(id), locked ? 'lock' : 'unlock', now, reason))
+    return result === 1 ? 'changed' : result === 0 ? 'not_found' : 'unchanged'
   }
 
   async replacePasswordHash (id: string, expectedHash: string, nextHash: string, now: number): Promise<boolean> {

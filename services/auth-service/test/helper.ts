@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process'
 import { PassThrough } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import tap, { type Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
@@ -178,4 +180,18 @@ export async function dumpStrings (redis: RedisClient, prefix: string): Promise<
     if (type === 'zset') parts.push(...await redis.zrange(key, 0, -1))
   }
   return parts.join('\n')
+}
+
+/** The operator command line, built (dist/): `pnpm build` first. */
+export const ADMIN_CLI = fileURLToPath(new URL('../dist/cli/baton-admin.js', import.meta.url))
+
+/** Runs `baton-admin args…` as its own process with only `env` (and PATH). */
+export async function runAdmin (env: Record<string, string>, args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [ADMIN_CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  return { code, stdout, stderr }
 }

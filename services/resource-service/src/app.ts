@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { AccessLogController, clientErrorHandler, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
+import { AccessLogController, clientErrorHandler, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, logSourceOf, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { createJwksKeySource, verifierPlugin, type KeySource } from '@baton/verifier'
 import { revocationStreamKey } from '@baton/tokens'
 import type { Config } from './config.js'
@@ -9,7 +9,10 @@ import reportRoutes from './routes/reports.js'
 import { resourceOpenApiOptions } from './plugins/openapi.js'
 import { revocationFeedPlugin } from './plugins/revocation-feed.js'
 import { createFeedRedisClient, FEED_BLOCK_MS } from './redis-client.js'
-import { RevocationList } from './revocation-list.js'
+import { RevocationList, withoutRevokedKeys } from './revocation-list.js'
+
+// Every line names the service: under the root `start` both share one stdout.
+const LOG_SOURCE = logSourceOf(new URL('../package.json', import.meta.url))
 
 export type { Config } from './config.js'
 export { loadConfig } from './config.js'
@@ -27,7 +30,7 @@ const JWKS_REFRESH_INTERVAL_MS = 300_000
 /** Builds the resource-service; `server.ts` listens, tests inject. */
 export async function buildApp (config: Config, deps: Deps = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: loggerOptions(config.LOG_LEVEL),
+    logger: loggerOptions(config.LOG_LEVEL, LOG_SOURCE),
     bodyLimit: config.BODY_LIMIT,
     trustProxy: false,
     logController: new AccessLogController(),
@@ -76,7 +79,8 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   }
 
   await app.register(verifierPlugin, {
-    keySource,
+    // A key the feed says leaked is unknown from then on, for new and cached tokens alike.
+    keySource: revoked === undefined ? keySource : withoutRevokedKeys(keySource, revoked),
     issuer: config.ISSUER,
     audience: config.AUDIENCE,
     clockSkewSeconds: config.CLOCK_SKEW,

@@ -1,4 +1,5 @@
 import type { RevocationEvent } from '@baton/tokens'
+import type { KeySource } from '@baton/verifier'
 
 interface Entry {
   sub: string
@@ -21,6 +22,8 @@ export interface RevocableClaims {
 export class RevocationList {
   readonly #sessions = new Map<string, Entry>()
   readonly #tokens = new Map<string, Entry>()
+  /** Revoked signing keys by kid: when the entry may go. */
+  readonly #keys = new Map<string, number>()
   readonly #marginMs: number
 
   /** `marginMs`: this verifier's own clock skew, for a verifier whose clock runs behind the issuer's. */
@@ -32,7 +35,9 @@ export class RevocationList {
   apply (event: RevocationEvent, nowMs: number): boolean {
     const until = event.until + this.#marginMs
     if (until <= nowMs) return false
-    if (event.kind === 'token') {
+    if (event.kind === 'key') {
+      this.#keys.set(event.kid, Math.max(this.#keys.get(event.kid) ?? 0, until))
+    } else if (event.kind === 'token') {
       remember(this.#tokens, event.jti, event.sub, until)
     } else {
       for (const sid of event.sids) remember(this.#sessions, sid, event.sub, until)
@@ -45,15 +50,22 @@ export class RevocationList {
     return claims.sid !== undefined && this.#sessions.size > 0 && this.#sessions.get(claims.sid)?.sub === claims.sub
   }
 
+  /** Whether the signing key `kid` was revoked: no token it signed is accepted. */
+  isKeyRevoked (kid: string): boolean {
+    return this.#keys.size > 0 && this.#keys.has(kid)
+  }
+
   /** Forgets what no longer matters at `nowMs`. */
   sweep (nowMs: number): void {
     for (const map of [this.#sessions, this.#tokens]) {
       for (const [key, entry] of map) if (entry.until <= nowMs) map.delete(key)
     }
+    for (const [kid, until] of this.#keys) if (until <= nowMs) this.#keys.delete(kid)
   }
 
   get sessions (): number { return this.#sessions.size }
   get tokens (): number { return this.#tokens.size }
+  get keys (): number { return this.#keys.size }
 }
 
 function remember (map: Map<string, Entry>, key: string, sub: string, until: number): void {
@@ -61,4 +73,12 @@ function remember (map: Map<string, Entry>, key: string, sub: string, until: num
   // Ids are random: the same one for another subject is not an event to trust over the first.
   if (held !== undefined && held.sub === sub) held.until = Math.max(held.until, until)
   else if (held === undefined) map.set(key, { sub, until })
+}
+
+/** `source` without the keys `list` holds as revoked: their tokens meet an unknown kid, and cause no key-set fetch. */
+export function withoutRevokedKeys (source: KeySource, list: RevocationList): KeySource {
+  return {
+    getKey: async (kid) => list.isKeyRevoked(kid) ? undefined : await source.getKey(kid),
+    ready: () => source.ready()
+  }
 }

@@ -39,10 +39,10 @@ const LOAD_BUDGET_MS = 20_000
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))) }
 const kidOf = (token: string): string => (JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid
 
-const CLI = fileURLToPath(new URL('./cli/rotate-keys.js', import.meta.resolve('@baton/auth-service')))
+const CLI = fileURLToPath(new URL('./cli/baton-admin.js', import.meta.resolve('@baton/auth-service')))
 
 async function rotateKeys (env: Record<string, string>): Promise<{ kid: string, activateAt: number }> {
-  const child = spawn(process.execPath, [CLI], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI, 'keys', 'rotate'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })

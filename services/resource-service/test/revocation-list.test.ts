@@ -1,5 +1,6 @@
 import t from 'tap'
-import { RevocationList } from '../src/revocation-list.js'
+import { decodeRevocationEvent, encodeRevocationEvent } from '@baton/tokens'
+import { RevocationList, withoutRevokedKeys } from '../src/revocation-list.js'
 import { compareStreamIds } from '../src/plugins/revocation-feed.js'
 
 const token = (overrides: Partial<{ sub: string, jti: string, sid: string }> = {}): { sub: string, jti: string, sid?: string } =>
@@ -46,4 +47,26 @@ t.test('stream ids order by time, then sequence', async (t) => {
   t.ok(compareStreamIds('1700000000000-10', '1700000000000-9') > 0)
   t.equal(compareStreamIds('5-3', '5-3'), 0)
   t.ok(compareStreamIds('0-0', '1-0') < 0)
+})
+
+t.test('a revoked signing key: every kid lookup for it finds nothing until the event expires', async (t) => {
+  const event = { kind: 'key' as const, kid: 'leaked-kid', at: 1000, until: 61_000 }
+  t.same(decodeRevocationEvent(encodeRevocationEvent(event)), event, 'the feed carries it as it was written')
+  t.equal(decodeRevocationEvent(['kind', 'key', 'at', '1', 'until', '2']), undefined, 'a key event needs a kid')
+  const list = new RevocationList(5000)
+  const asked: string[] = []
+  const source = withoutRevokedKeys({ getKey: async (kid) => { asked.push(kid); return `key of ${kid}` }, ready: () => true }, list)
+  t.equal(await source.getKey('leaked-kid'), 'key of leaked-kid', 'known until the event arrives')
+  t.ok(list.apply(event, 2000))
+  t.ok(list.isKeyRevoked('leaked-kid'))
+  t.equal(await source.getKey('leaked-kid'), undefined, 'then unknown')
+  t.equal(await source.getKey('other-kid'), 'key of other-kid', 'another key is not affected')
+  t.same(asked, ['leaked-kid', 'other-kid'], 'a revoked kid costs the key source no lookup (and no key-set fetch)')
+  t.notOk(list.isRevoked(token()), 'no session or token entry was made')
+  t.equal(list.keys, 1)
+  list.sweep(65_999)
+  t.equal(list.keys, 1)
+  list.sweep(66_000)
+  t.equal(list.keys, 0, 'forgotten once every token the key signed has expired, with the skew')
+  t.notOk(list.isKeyRevoked('leaked-kid'))
 })

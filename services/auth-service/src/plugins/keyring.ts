@@ -33,7 +33,7 @@ export interface Keyring {
    * that move the clock call it. Rejects when Redis fails; the view is kept.
    */
   sync: () => Promise<void>
-  /** Adds a pending key now, as `rotate-keys` does; throws with operator-supplied keys. */
+  /** Adds a pending key now, as `baton-admin keys rotate` does; throws with operator-supplied keys. */
   rotate: () => Promise<RotationResult>
 }
 
@@ -55,6 +55,12 @@ export interface KeyringOptions {
   now: () => number
   /** How the generated keyring rotates; default: the configuration's defaults. */
   rotation?: RotationPolicy
+  /**
+   * Pub/sub channel on which operator commands announce a changed keyring
+   * (`baton-admin keys revoke`): the instance rereads it at once instead of
+   * at its next reload. Undefined: reloads only.
+   */
+  changesChannel?: string
 }
 
 /**
@@ -268,13 +274,44 @@ export const keyringPlugin = fp(async function keyring (app: FastifyInstance, op
     })
   }
 
+  // A revoked key must stop signing everywhere now, not one reload later: a
+  // connection of its own listens for the commands' announcements. Missed
+  // ones (the link was down) are caught by the next reload all the same.
+  let subscriber: RedisClient | undefined
+  function listenForChanges (channel: string): void {
+    const client = app.redis.duplicate()
+    subscriber = client
+    let subscribed = false
+    client.on('error', () => {})
+    // ioredis subscribes again by itself after a reconnect; this covers a first connect that failed.
+    client.on('ready', () => {
+      if (!subscribed) client.subscribe(channel).then(() => { subscribed = true }, () => {})
+    })
+    client.on('message', (from: string) => {
+      if (from !== channel || closed) return
+      // A reload already under way may have read the keyring before the change: reload after it.
+      void (async () => {
+        await syncing?.catch(() => {})
+        try {
+          await sync()
+          app.log.info({ keys: states().map(({ kid, state }) => ({ kid, state })) }, 'signing keys reloaded on an operator\'s change')
+        } catch (error) {
+          app.log.warn({ err: { message: (error as Error).message } }, 'signing keys not reloaded after an operator\'s change; the next reload retries')
+        }
+      })()
+    })
+    client.connect().catch(() => {})
+  }
+
   app.addReadinessCheck('keys', () => loaded() ? undefined : 'signing keys not loaded')
   app.addHook('onReady', async () => {
     await connected()
+    if (supplied === undefined && opts.changesChannel !== undefined) listenForChanges(opts.changesChannel)
     await tick()
   })
   app.addHook('onClose', async () => {
     closed = true
     clearTimeout(timer)
+    subscriber?.disconnect()
   })
 }, { name: 'baton-keyring', fastify: '5.x', dependencies: ['baton-redis', 'baton-health'] })

@@ -19,6 +19,7 @@ const SCRIPTS = {
   batonListSessions: { file: 'list-sessions.lua', keys: undefined },
   batonChangePassword: { file: 'change-password.lua', keys: 1 },
   batonClaimUsername: { file: 'claim-username.lua', keys: 1 },
+  batonSetUserLock: { file: 'set-user-lock.lua', keys: 1 },
   batonTokenStatus: { file: 'token-status.lua', keys: 2 },
   batonPublishRevocation: { file: 'publish-revocation.lua', keys: 1 },
   // Any number of keys: the caller passes the count first.
@@ -37,6 +38,7 @@ declare module 'ioredis' {
     batonListSessions: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[string, string[] | string[][]], Context>
     batonChangePassword: (user: string, expectedHash: string, nextHash: string, now: Arg, deadline: Arg) => Result<number, Context>
     batonClaimUsername: (username: string, id: string, deadline: Arg) => Result<number, Context>
+    batonSetUserLock: (user: string, action: 'lock' | 'unlock', now: Arg, reason: string) => Result<number, Context>
     batonTokenStatus: (session: string, revokedToken: string, now: Arg, hasSession: '0' | '1') => Result<number, Context>
     batonPublishRevocation: (stream: string, keepMs: Arg, ...fieldsAndValues: Arg[]) => Result<string, Context>
     batonRateLimit: (numberOfKeys: number, ...keysThenArgs: Arg[]) => Result<[number, number, number], Context>

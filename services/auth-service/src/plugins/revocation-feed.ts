@@ -11,6 +11,8 @@ export interface RevocationPublisher {
   sessionsEnded: (sub: string, sids: readonly string[]) => Promise<void>
   /** One access token was revoked (RFC 7009); `expSeconds` is its `exp`. */
   accessTokenRevoked: (sub: string, jti: string, expSeconds: number) => Promise<void>
+  /** A signing key leaked: every token it signed is refused until `untilMs`, when the last of them has expired. */
+  signingKeyRevoked: (kid: string, untilMs: number) => Promise<void>
 }
 
 declare module 'fastify' {
@@ -71,6 +73,10 @@ export class RedisRevocationPublisher implements RevocationPublisher {
     await this.#publish({ kind: 'token', sub, jti, at: this.#opts.now(), until: (expSeconds + this.#opts.clockSkewSeconds) * 1000 })
   }
 
+  async signingKeyRevoked (kid: string, untilMs: number): Promise<void> {
+    await this.#publish({ kind: 'key', kid, at: this.#opts.now(), until: untilMs })
+  }
+
   /** Cancels retries still waiting (at shutdown); each counts as failed. */
   close (): void {
     for (const timer of this.#pending) {
@@ -119,6 +125,7 @@ export class RedisRevocationPublisher implements RevocationPublisher {
 
 /** For logs: who and which, but a list of sids only by its length. */
 function describe (event: RevocationEvent): Record<string, unknown> {
+  if (event.kind === 'key') return { kind: event.kind, kid: event.kid }
   return event.kind === 'sessions'
     ? { kind: event.kind, sub: event.sub, sessions: event.sids.length, sid: event.sids[0] }
     : { kind: event.kind, sub: event.sub, jti: event.jti }

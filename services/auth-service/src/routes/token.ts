@@ -65,6 +65,11 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, refresh_token: tokens.refreshToken, scope }
   }
 
+  function accountLocked (request: FastifyRequest, uid: string, client: ClientConfig): never {
+    audit(request, 'login.failed', { user: uid, client_id: client.client_id, reason: 'account_locked' })
+    throw new BatonError('BATON_INVALID_GRANT', 'the account is locked; ask an administrator')
+  }
+
   async function passwordGrant (request: FastifyRequest, body: TokenRequest, client: ClientConfig): Promise<TokenResponse> {
     if (body.username === undefined || body.password === undefined) {
       throw new BatonError('BATON_INVALID_REQUEST', 'username and password are required')
@@ -81,6 +86,7 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
       throw new BatonError('BATON_INVALID_GRANT', INVALID_CREDENTIALS)
     }
     await attempt.succeeded()
+    if (user.lockedAt !== undefined) accountLocked(request, user.id, client)
     const allowed = client.scope === undefined ? user.scopes : user.scopes.filter((scope) => client.scope!.includes(scope))
     const scope = formatScope(grantScope(body.scope, allowed))
     const session = await app.sessions.create({ uid: user.id, username: user.username, scope, credentialVersion: user.credentialVersion }, requestContext(request, client))

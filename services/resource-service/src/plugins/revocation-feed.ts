@@ -53,13 +53,14 @@ export const revocationFeedPlugin = fp(async function revocationFeed (app: Fasti
   })
   new Gauge({ // eslint-disable-line no-new
     name: 'baton_resource_revocation_feed_entries',
-    help: 'Revoked sessions and access tokens held in memory, by kind',
+    help: 'Revoked sessions, access tokens and signing keys held in memory, by kind',
     labelNames: ['kind'] as const,
     registers,
     collect () {
       list.sweep(now())
       this.set({ kind: 'session' }, list.sessions)
       this.set({ kind: 'token' }, list.tokens)
+      this.set({ kind: 'key' }, list.keys)
     }
   })
   const connected = new Gauge({
