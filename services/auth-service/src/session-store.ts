@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type { ChainableCommander } from 'ioredis'
 import type { RedisClient } from '@baton/service-kit'
 import type { RedisKeys } from './redis-keys.js'
+import type { Config } from './config.js'
 import { BatonError } from '@baton/tokens'
 import { replicatedWrite, storage, type Replication } from './plugins/redis.js'
 import { RefreshTokenCodec, isId, randomId, sealSuccessor, unsealSuccessor } from './refresh-token.js'
@@ -18,6 +19,17 @@ export interface SessionLifetimes {
   /** How many such retries one rotation answers; further ones are refused. */
   graceRetries: number
   maxSessionsPerUser: number
+}
+
+/** The lifetimes the configuration sets, for every place that builds a session store. */
+export function sessionLifetimes (config: Config): SessionLifetimes {
+  return {
+    idleMs: config.REFRESH_TOKEN_TTL * 1000,
+    absoluteMs: config.SESSION_MAX_TTL * 1000,
+    graceMs: config.REFRESH_REUSE_GRACE * 1000,
+    graceRetries: config.REFRESH_GRACE_RETRIES,
+    maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
+  }
 }
 
 /** Who is asking: recorded on the session and checked on every refresh. */

@@ -5,7 +5,7 @@ import type { RedisKeys } from '../redis-keys.js'
 import { auditOperator } from '../audit.js'
 import { defineScripts } from '../plugins/redis.js'
 import { RedisRevocationPublisher } from '../plugins/revocation-feed.js'
-import { SessionStore } from '../session-store.js'
+import { SessionStore, sessionLifetimes } from '../session-store.js'
 import { RedisUserStore, type UserRecord } from '../user-store.js'
 import { parseSuppliedKeys } from '../signing-key.js'
 import {
@@ -47,12 +47,7 @@ const SUPPLIED_KEYS = 'the signing keys come from SIGNING_KEY / SIGNING_KEY_FILE
 function sessionStore (context: CommandContext, publisher: RedisRevocationPublisher): SessionStore {
   const { config } = context
   const noCodec = (): never => { throw new Error('refresh tokens are neither issued nor read by operator commands') }
-  return new SessionStore(context.redis, context.keys, noCodec, {
-    idleMs: config.REFRESH_TOKEN_TTL * 1000,
-    absoluteMs: config.SESSION_MAX_TTL * 1000,
-    graceMs: config.REFRESH_REUSE_GRACE * 1000,
-    maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
-  }, context.now, {
+  return new SessionStore(context.redis, context.keys, noCodec, sessionLifetimes(config), context.now, {
     replication: { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: Math.floor(config.REDIS_COMMAND_TIMEOUT / 2) },
     feed: publisher
   })

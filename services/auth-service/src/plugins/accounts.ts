@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.js'
 import type { RedisKeys } from '../redis-keys.js'
 import { RedisUserStore, type UserStore } from '../user-store.js'
-import { SessionStore } from '../session-store.js'
+import { SessionStore, sessionLifetimes } from '../session-store.js'
 import { RefreshTokenCodec } from '../refresh-token.js'
 import { DeviceTokenCodec } from '../device-token.js'
 import { createPasswordHasher, type PasswordHasher } from '../password-hasher.js'
@@ -52,13 +52,7 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
   app.decorate('config', config)
   app.decorate('clock', now)
   app.decorate('users', opts.users ?? new RedisUserStore(app.redis, keys, now, { deadline: app.redisDeadline }))
-  app.decorate('sessions', new SessionStore(app.redis, keys, currentCodec, {
-    idleMs: config.REFRESH_TOKEN_TTL * 1000,
-    absoluteMs: config.SESSION_MAX_TTL * 1000,
-    graceMs: config.REFRESH_REUSE_GRACE * 1000,
-    graceRetries: config.REFRESH_GRACE_RETRIES,
-    maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
-  }, now, {
+  app.decorate('sessions', new SessionStore(app.redis, keys, currentCodec, sessionLifetimes(config), now, {
     // Half the command timeout for WAIT, so a replica that lags answers 503 before the command itself times out.
     replication: { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: Math.floor(config.REDIS_COMMAND_TIMEOUT / 2) },
     deadline: app.redisDeadline,
