@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { AccessLogController, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
-import { createJwksKeySource, verifierPlugin, type KeySource } from '@baton/verifier'
+import { createJwksKeySource, type KeySource } from '@baton/verifier'
+import { verifierPlugin } from '@baton/verifier/fastify'
 import { revocationStreamKey } from '@baton/tokens'
 import type { Config } from './config.js'
 import { jwksLoaderPlugin } from './plugins/jwks-loader.js'
@@ -75,10 +76,10 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     keySource,
     issuer: config.ISSUER,
     audience: config.AUDIENCE,
-    clockSkewSeconds: config.CLOCK_SKEW,
+    clockSkew: config.CLOCK_SKEW,
     ...(deps.now === undefined ? {} : { now: deps.now }),
     // Synchronous and in memory: a revoked token costs no Redis call, and neither does a valid one.
-    ...(revoked === undefined ? {} : { checkToken: (claims) => revoked.isRevoked(claims) ? 'the access token has been revoked' : undefined })
+    ...(revoked === undefined ? {} : { isRevoked: (claims) => revoked.isRevoked(claims) })
   })
 
   await app.register(async function protectedApi (api) {
