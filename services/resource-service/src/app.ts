@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { AccessLogController, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { createJwksKeySource, type KeySource } from '@baton/verifier'
 import { verifierPlugin } from '@baton/verifier/fastify'
-import { revocationStreamKey } from '@baton/tokens'
+import { RevocationFeed } from '@baton/verifier/feed'
 import type { Config } from './config.js'
 import { jwksLoaderPlugin } from './plugins/jwks-loader.js'
 import meRoutes from './routes/me.js'
@@ -10,7 +10,6 @@ import reportRoutes from './routes/reports.js'
 import { resourceOpenApiOptions } from './plugins/openapi.js'
 import { revocationFeedPlugin } from './plugins/revocation-feed.js'
 import { createFeedRedisClient, FEED_BLOCK_MS } from './redis-client.js'
-import { RevocationList } from './revocation-list.js'
 
 export type { Config } from './config.js'
 export { loadConfig } from './config.js'
@@ -60,17 +59,18 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
 
   // Only with REDIS_URL: without it the service opens no Redis connection and refuses revoked tokens at expiry.
   const redisTarget = config.REDIS
-  const revoked = redisTarget === undefined ? undefined : new RevocationList(config.CLOCK_SKEW * 1000)
-  if (redisTarget !== undefined && revoked !== undefined) {
-    await app.register(revocationFeedPlugin, {
+  const feed = redisTarget === undefined
+    ? undefined
+    : new RevocationFeed({
       client: createFeedRedisClient(redisTarget),
       ownsClient: true,
-      stream: revocationStreamKey(config.REDIS_KEY_PREFIX),
-      list: revoked,
-      now: deps.now ?? Date.now,
-      blockMs: FEED_BLOCK_MS
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      clockSkew: config.CLOCK_SKEW,
+      blockMs: FEED_BLOCK_MS,
+      log: app.log,
+      ...(deps.now === undefined ? {} : { now: deps.now })
     })
-  }
+  if (feed !== undefined) await app.register(revocationFeedPlugin, { feed })
 
   await app.register(verifierPlugin, {
     keySource,
@@ -79,7 +79,7 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     clockSkew: config.CLOCK_SKEW,
     ...(deps.now === undefined ? {} : { now: deps.now }),
     // Synchronous and in memory: a revoked token costs no Redis call, and neither does a valid one.
-    ...(revoked === undefined ? {} : { isRevoked: (claims) => revoked.isRevoked(claims) })
+    ...(feed === undefined ? {} : { isRevoked: feed.isRevoked })
   })
 
   await app.register(async function protectedApi (api) {
