@@ -4,7 +4,7 @@ export { AccessLogController, loggerOptions, redactUrl, REDACT_PATHS } from './l
 export { errorHandlerPlugin, toBatonError, sendError, bearerChallenge } from './error-handler.js'
 export { healthPlugin } from './health.js'
 export type { ReadinessCheck } from './health.js'
-export { metricsPlugin, counter, histogram, labelled } from './metrics.js'
+export { metricsPlugin, counter, countVerifyFailures, histogram, labelled } from './metrics.js'
 export { runServer } from './server.js'
 export type { ServerOptions } from './server.js'
 export { openApiPlugin, OPENAPI_DOCUMENT_PATH, OPENAPI_UI_PATH } from './openapi.js'

@@ -1,15 +1,35 @@
 // What every adapter does with a request, written once.
 import type { AccessTokenClaims } from '@baton/tokens'
+import { VerifierError } from './errors.js'
 import { checkScopeNames, checkScopes, createVerifier, type Verifier, type VerifierOptions } from './verifier.js'
 
-/** An adapter's options: the verifier's own, or a verifier made elsewhere (then the caller closes it); `realm` names the challenge's realm (default `baton`). */
-export type AdapterOptions = (VerifierOptions | { verifier: Verifier }) & { realm?: string }
+/** What every adapter takes besides the verifier's own options. */
+export interface AdapterExtras {
+  /** The realm of the `WWW-Authenticate` challenge; default `baton`. */
+  realm?: string
+  /** Told of every refused request (its `reason`, `status`, `error`), for metrics or logs. */
+  onRefused?: (error: VerifierError) => void
+}
 
-export function adapterVerifier (options: AdapterOptions, defaults: Partial<VerifierOptions> = {}): { verifier: Verifier, owned: boolean, realm: string } {
-  const realm = options.realm ?? 'baton'
-  if ('verifier' in options) return { verifier: options.verifier, owned: false, realm }
-  const { realm: _realm, ...verifierOptions } = options
-  return { verifier: createVerifier({ ...defaults, ...verifierOptions }), owned: true, realm }
+/** An adapter's options: the verifier's own, or a verifier made elsewhere (then the caller closes it). */
+export type AdapterOptions = (VerifierOptions | { verifier: Verifier }) & AdapterExtras
+
+export interface AdapterSetup {
+  verifier: Verifier
+  /** Whether the adapter made the verifier, and so closes it. */
+  owned: boolean
+  realm: string
+  /** Tells `onRefused` of a refusal; other errors pass silently. */
+  noteRefusal: (error: unknown) => void
+}
+
+export function adapterVerifier (options: AdapterOptions, defaults: Partial<VerifierOptions> = {}): AdapterSetup {
+  const { realm = 'baton', onRefused } = options
+  if (onRefused !== undefined && typeof onRefused !== 'function') throw new Error('options.onRefused must be a function')
+  const noteRefusal = onRefused === undefined ? () => {} : (error: unknown) => { if (error instanceof VerifierError) onRefused(error) }
+  if ('verifier' in options) return { verifier: options.verifier, owned: false, realm, noteRefusal }
+  const { realm: _realm, onRefused: _onRefused, ...verifierOptions } = options
+  return { verifier: createVerifier({ ...defaults, ...verifierOptions }), owned: true, realm, noteRefusal }
 }
 
 /** The scopes a `requireScope(...)` names, checked when the route is declared. */

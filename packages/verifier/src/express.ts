@@ -41,11 +41,15 @@ export interface ExpressVerifier {
  * app.get('/reports', baton.requireScope('reports:read'), (req, res) => { res.json({ reports: [] }) })
  */
 export function expressVerifier (options: ExpressVerifierOptions): ExpressVerifier {
-  const { verifier, owned, realm } = adapterVerifier(options)
+  const { verifier, owned, realm, noteRefusal } = adapterVerifier(options)
   const middleware = (scopes: readonly string[] | undefined): ExpressMiddleware => function batonAuthenticate (req, res, next) {
     authenticateRequest(verifier, req.auth, req.headers.authorization, scopes,
       (claims) => { req.auth = claims; next() },
-      (error) => { if (isBearerError(error)) sendError(res, error, realm); else next(error) })
+      (error) => {
+        noteRefusal(error)
+        if (isBearerError(error)) sendError(res, error, realm)
+        else next(error)
+      })
   }
   return {
     authenticate: middleware(undefined),

@@ -2,7 +2,6 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { isBearerError, renderError, type AccessTokenClaims } from '@baton/tokens'
 import { adapterVerifier, authenticateRequest, requiredScopeList, type AdapterOptions } from './adapter.js'
-import { VerifierError, type RefusalReason } from './errors.js'
 import type { Verifier } from './verifier.js'
 
 export type FastifyVerifierOptions = AdapterOptions
@@ -27,22 +26,6 @@ declare module 'fastify' {
   }
 }
 
-interface FailureCounter { inc: (labels: { reason: RefusalReason }) => void }
-
-/** Counts refusals in `baton_verify_failures_total` when the app decorates a prom-client registry as `metrics`. */
-async function failureCounter (app: FastifyInstance): Promise<FailureCounter | undefined> {
-  const registry = app.hasDecorator('metrics') ? (app as unknown as { metrics?: { registerMetric?: unknown, getSingleMetric: (name: string) => unknown } }).metrics : undefined
-  if (typeof registry?.registerMetric !== 'function') return undefined
-  // Loaded only here: an app without a registry needs no prom-client installed.
-  const { Counter } = await import('prom-client')
-  return registry.getSingleMetric('baton_verify_failures_total') as FailureCounter | undefined ?? new Counter({
-    name: 'baton_verify_failures_total',
-    help: 'Requests refused by the access-token verifier, by reason',
-    labelNames: ['reason'] as const,
-    registers: [registry as never]
-  })
-}
-
 /**
  * Protects Fastify routes with Baton access tokens. Adds the hooks
  * `app.authenticate` and `app.requireScope(...scopes)` and sets
@@ -50,7 +33,8 @@ async function failureCounter (app: FastifyInstance): Promise<FailureCounter | u
  * bare `WWW-Authenticate: Bearer realm=…` 401 when no token came, 400
  * invalid_request, 401 invalid_token, 403 insufficient_scope), whatever error
  * handler the app has; a key-set outage (503) and anything unexpected go to
- * the app's error handler.
+ * the app's error handler. `onRefused` is told of each refusal, e.g. to count
+ * it by `reason`.
  *
  * @example
  * await app.register(verifierPlugin, { issuer: 'https://auth.example.com', audience: 'baton-api', jwksUri: 'https://auth.example.com/.well-known/jwks.json' })
@@ -58,11 +42,10 @@ async function failureCounter (app: FastifyInstance): Promise<FailureCounter | u
  * app.get('/reports', { onRequest: app.requireScope('reports:read') }, async () => ({ reports: [] }))
  */
 export const verifierPlugin = fp(async function batonVerifier (app: FastifyInstance, opts: FastifyVerifierOptions) {
-  const { verifier, owned, realm } = adapterVerifier(opts, { log: app.log })
-  let failures: FailureCounter | undefined
+  const { verifier, owned, realm, noteRefusal } = adapterVerifier(opts, { log: app.log })
 
   function refuse (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, error: unknown): void {
-    if (error instanceof VerifierError) failures?.inc({ reason: error.reason })
+    noteRefusal(error)
     if (!isBearerError(error)) {
       done(error as Error)
       return
@@ -85,10 +68,11 @@ export const verifierPlugin = fp(async function batonVerifier (app: FastifyInsta
   app.decorate('authenticate', hook(undefined))
   app.decorate('verifyAccessToken', verifier.verify)
   app.decorate('requireScope', (...scopes: string[]) => hook(requiredScopeList(scopes)))
-  app.addHook('onReady', async function loadKeysAndCounter () {
-    failures = await failureCounter(app)
+  if (owned) {
     // Not awaited: the app may start before the issuer does; the first request waits for the keys instead.
-    if (owned) verifier.refreshKeys().catch((error: unknown) => { app.log.warn({ err: { message: (error as Error).message } }, 'verification keys could not be loaded yet') })
-  })
-  if (owned) app.addHook('onClose', async () => { verifier.close() })
+    app.addHook('onReady', async function loadKeys () {
+      verifier.refreshKeys().catch((error: unknown) => { app.log.warn({ err: { message: (error as Error).message } }, 'verification keys could not be loaded yet') })
+    })
+    app.addHook('onClose', async () => { verifier.close() })
+  }
 }, { name: 'baton-verifier', fastify: '5.x' })

@@ -40,10 +40,11 @@ export function sendError (res: ServerResponse, error: unknown, realm = 'baton')
  * })
  */
 export function nodeVerifier (options: NodeVerifierOptions): NodeVerifier {
-  const { verifier, owned, realm } = adapterVerifier(options)
+  const { verifier, owned, realm, noteRefusal } = adapterVerifier(options)
   const guard = (scopes: readonly string[] | undefined) => async (req: IncomingMessage, res: ServerResponse): Promise<AccessTokenClaims | undefined> =>
     await new Promise((resolve, reject) => {
       authenticateRequest(verifier, undefined, req.headers.authorization, scopes, resolve, (error) => {
+        noteRefusal(error)
         if (!(error instanceof BatonError)) {
           reject(error)
           return

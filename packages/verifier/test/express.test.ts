@@ -58,11 +58,14 @@ for (const version of [5, 4] as const) {
   })
 }
 
-t.test('the realm option, and a verifier shared between apps', async (t) => {
+t.test('the realm and onRefused options, and a verifier shared between apps', async (t) => {
   const verifier = createVerifier({ keys, issuer: ISSUER, audience: AUDIENCE })
   t.teardown(verifier.close)
-  const { url } = await serve(t, 5, { verifier, realm: 'reports-api' })
+  const reasons: string[] = []
+  const { url } = await serve(t, 5, { verifier, realm: 'reports-api', onRefused: (error) => { reasons.push(error.reason) } })
   t.equal((await get(`${url}/me`)).headers.get('www-authenticate'), 'Bearer realm="reports-api"')
+  t.equal((await get(`${url}/me`, 'a.b.c')).status, 401)
+  t.same(reasons, ['missing', 'malformed'])
   const token = signToken(ed, claims())
   t.equal((await get(`${url}/me`, token)).status, 200)
   t.notOk(verifier.check(token) instanceof Promise, 'the token is in the shared verifier\'s cache')

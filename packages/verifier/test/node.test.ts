@@ -11,8 +11,9 @@ const ed = generateTestKey('EdDSA')
 const keys = [{ kid: ed.kid, publicKey: ed.publicKey }]
 
 /** A server whose handler records what `authenticate` resolved to, or the error it rejected with. */
-async function serve (t: Test, options: Partial<VerifierOptions> = {}): Promise<{ url: string, outcomes: unknown[] }> {
-  const baton = nodeVerifier({ keys, issuer: ISSUER, audience: AUDIENCE, ...options })
+async function serve (t: Test, options: Partial<VerifierOptions> = {}): Promise<{ url: string, outcomes: unknown[], reasons: string[] }> {
+  const reasons: string[] = []
+  const baton = nodeVerifier({ keys, issuer: ISSUER, audience: AUDIENCE, onRefused: (error) => { reasons.push(error.reason) }, ...options })
   const outcomes: unknown[] = []
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     baton.authenticate(req, res).then((claims) => {
@@ -25,11 +26,11 @@ async function serve (t: Test, options: Partial<VerifierOptions> = {}): Promise<
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(async () => { baton.close(); server.closeAllConnections(); await new Promise((resolve) => server.close(resolve)) })
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, outcomes }
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, outcomes, reasons }
 }
 
 t.test('authenticate resolves to the claims, or writes the refusal and resolves to undefined', async (t) => {
-  const { url, outcomes } = await serve(t)
+  const { url, outcomes, reasons } = await serve(t)
   const ok = await fetch(url, { headers: { authorization: `Bearer ${signToken(ed, claims())}` } })
   t.same(await ok.json(), { sub: 'user-1' })
   const refused = await fetch(url, { headers: { authorization: 'Bearer a b' } })
@@ -37,6 +38,7 @@ t.test('authenticate resolves to the claims, or writes the refusal and resolves 
   t.equal(refused.headers.get('content-type'), 'application/json; charset=utf-8')
   t.same(await refused.json(), { error: 'invalid_request', error_description: 'the Authorization header must be Bearer followed by one token' })
   t.match(outcomes, [{ sub: 'user-1' }, undefined])
+  t.same(reasons, ['malformed'], 'onRefused was told')
 })
 
 t.test('a key-set outage is written as a 503; an unexpected error rejects, for the server to handle', async (t) => {

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formBody from '@fastify/formbody'
-import { AccessLogController, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
+import { AccessLogController, countVerifyFailures, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
 import { createStaticKeySource } from '@baton/verifier'
 import { verifierPlugin } from '@baton/verifier/fastify'
 import type { Config } from './config.js'
@@ -84,7 +84,8 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     now,
     // The auth-service can afford one Redis read per request: its own
     // endpoints (and introspection) honour a revoked session or token at once.
-    isRevoked: async (claims) => !await app.sessions.isAccessTokenLive(claims.sub, claims.jti, claims.sid)
+    isRevoked: async (claims) => !await app.sessions.isAccessTokenLive(claims.sub, claims.jti, claims.sid),
+    onRefused: countVerifyFailures(app)
   })
 
   await app.register(wellKnownRoutes)

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { AccessLogController, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
+import { AccessLogController, countVerifyFailures, errorHandlerPlugin, healthPlugin, loggerOptions, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { createJwksKeySource, type KeySource } from '@baton/verifier'
 import { verifierPlugin } from '@baton/verifier/fastify'
 import { RevocationFeed } from '@baton/verifier/feed'
@@ -79,7 +79,8 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     clockSkew: config.CLOCK_SKEW,
     ...(deps.now === undefined ? {} : { now: deps.now }),
     // Synchronous and in memory: a revoked token costs no Redis call, and neither does a valid one.
-    ...(feed === undefined ? {} : { isRevoked: feed.isRevoked })
+    ...(feed === undefined ? {} : { isRevoked: feed.isRevoked }),
+    onRefused: countVerifyFailures(app)
   })
 
   await app.register(async function protectedApi (api) {
