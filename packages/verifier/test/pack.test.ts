@@ -46,6 +46,16 @@ async function install (parent: string, name: string, packages: string[]): Promi
   return dir
 }
 
+/** Type-checks `source` in `dir` against the packages installed there, as a TypeScript user's build would. */
+async function typecheck (dir: string, source: string[]): Promise<unknown> {
+  await writeFile(join(dir, 'check.ts'), source.join('\n'))
+  await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'], typeRoots: [join(root, 'node_modules/@types')] },
+    files: ['check.ts']
+  }))
+  return await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', dir], { timeout: 120_000 })
+}
+
 /** Polls until `check` holds; throws after `timeoutMs`. */
 async function until (check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -207,29 +217,27 @@ t.test('packed, installed with npm outside the workspace, the examples protect E
   const env = { ISSUER: auth.url, REDIS_URL: auth.redisUrl }
 
   await t.test('Express: installed without Fastify; the Express, node:http and feed examples', async (t) => {
-    const dir = await install(parent, 'express-app', [tarballs.tokens, tarballs.verifier, 'express@5', 'ioredis@5'])
+    const dir = await install(parent, 'express-app', [tarballs.tokens, tarballs.verifier, 'express@5', '@types/express@5', 'ioredis@5'])
     t.notOk(existsSync(join(dir, 'node_modules/fastify')), 'no Fastify installed')
     t.notOk(existsSync(join(dir, 'node_modules/prom-client')), 'no prom-client installed')
 
-    await writeFile(join(dir, 'check.ts'), [
+    await t.resolves(typecheck(dir, [
+      "import express from 'express'",
       "import { createVerifier, VerifierError, renderError, type AccessTokenClaims } from '@baton/verifier'",
       "import { expressVerifier } from '@baton/verifier/express'",
       "import { nodeVerifier } from '@baton/verifier/node'",
       "import { RevocationFeed } from '@baton/verifier/feed'",
       "import { Redis } from 'ioredis'",
-      "const verifier = createVerifier({ issuer: 'https://auth.example.com', audience: 'baton-api', jwksUri: 'https://auth.example.com/.well-known/jwks.json' })",
+      "const feed = new RevocationFeed({ client: new Redis({ lazyConnect: true }) })",
+      "const verifier = createVerifier({ issuer: 'https://auth.example.com', audience: 'baton-api', jwksUri: 'https://auth.example.com/.well-known/jwks.json', isRevoked: feed.isRevoked })",
       'export const claims: Promise<AccessTokenClaims> = verifier.verify(\'token\')',
       'export const refused = (error: unknown): number | undefined => error instanceof VerifierError ? error.status : renderError(error).status',
-      'export const express = expressVerifier({ verifier }).requireScope(\'reports:read\')',
       'export const node = nodeVerifier({ verifier }).authenticate',
-      'export const feed = new RevocationFeed({ client: new Redis({ lazyConnect: true }) }).isRevoked',
+      'const baton = expressVerifier({ verifier, onRefused: (error) => { console.log(error.reason) } })',
+      'const app = express()',
+      "app.get('/reports', baton.requireScope('reports:read'), (req, res) => { res.json({ sub: req.auth?.sub, scope: req.auth?.scope }) })",
       ''
-    ].join('\n'))
-    await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'], typeRoots: [join(root, 'node_modules/@types')] },
-      files: ['check.ts']
-    }))
-    await t.resolves(run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', dir], { timeout: 120_000 }), 'TypeScript finds the types of every entry point')
+    ]), 'TypeScript finds the types of every entry point, and Express\'s req.auth')
 
     for (const example of ['express.mjs', 'node-http.mjs']) {
       await t.test(example, async (t) => {
@@ -261,6 +269,16 @@ t.test('packed, installed with npm outside the workspace, the examples protect E
 
   await t.test('Fastify: the Fastify example', async (t) => {
     const dir = await install(parent, 'fastify-app', [tarballs.tokens, tarballs.verifier, 'fastify@5'])
+    await t.resolves(typecheck(dir, [
+      "import Fastify from 'fastify'",
+      "import { verifierPlugin } from '@baton/verifier/fastify'",
+      'const app = Fastify()',
+      "await app.register(verifierPlugin, { issuer: 'https://auth.example.com', audience: 'baton-api', jwksUri: 'https://auth.example.com/.well-known/jwks.json' })",
+      "app.get('/me', { onRequest: app.authenticate }, async (request) => ({ sub: request.auth.sub }))",
+      "app.get('/reports', { preHandler: app.requireScope('reports:read') }, async (request) => ({ scope: request.auth.scope }))",
+      'export {}',
+      ''
+    ]), 'TypeScript sees the hooks and request.auth')
     await assertBearerAnswers(t, await runExample(t, 'fastify.mjs', dir, env), auth, 'user-fastify', { baton: true })
   })
 
