@@ -207,6 +207,14 @@ export function createVerifier (opts: VerifierOptions): Verifier {
   const allowedAlgorithms = new Set<string>(algorithms)
   const now = opts.now ?? Date.now
   const peekKey = keySource.peekKey?.bind(keySource)
+  /** The key at hand without waiting, or undefined: then `getKey` decides (and reports a failing source as a 503). */
+  function peek (kid: string): PublicKeyInput | undefined {
+    try {
+      return peekKey?.(kid)
+    } catch {
+      return undefined
+    }
+  }
 
   // Every key form becomes one stable PEM, converted once per string or object.
   const fromObjects = new WeakMap<object, UsableKey | null>()
@@ -297,7 +305,7 @@ export function createVerifier (opts: VerifierOptions): Verifier {
   /** The full check of a token not in the cache: text, header, key, signature and claims. */
   async function verifyAfresh (token: string): Promise<AccessTokenClaims> {
     const { alg, kid } = checkTokenText(token, allowedAlgorithms)
-    const key = peekKey?.(kid) ?? await lookUpKey(kid)
+    const key = peek(kid) ?? await lookUpKey(kid)
     if (key === undefined) throw refuseToken('unknown_kid')
     const usable = usableKey(key)
     if (usable === undefined) {
@@ -331,7 +339,7 @@ export function createVerifier (opts: VerifierOptions): Verifier {
     if (token.length > MAX_TOKEN_LENGTH) throw refuseToken('too_large')
     const entry = verified?.get(token)
     if (entry === undefined) return verifyAfresh(token)
-    const key = peekKey?.(entry.kid)
+    const key = peek(entry.kid)
     if (key !== undefined && (key === entry.key || usableKey(key)?.pem === entry.pem)) return admit(token, entry.claims)
     return reconfirm(token, entry)
   }

@@ -247,6 +247,16 @@ t.test('a failing key source is a 503 BatonError, not a refusal that would make 
   t.same(logged, ['the key source failed'])
 })
 
+t.test('a keys function that throws is a 503 too, cached token or not', async (t) => {
+  let broken = false
+  const { verifier, clock } = build({ keys: () => { if (broken) throw new Error('keyring unreadable'); return [{ kid: ed.kid, publicKey: ed.publicKey }] } })
+  const token = signToken(ed, claims({}, clock.now()))
+  await verifier.verify(token)
+  broken = true
+  await t.rejects(verifier.verify(token), { statusCode: 503, error: 'temporarily_unavailable' }, 'a token seen before')
+  await t.rejects(verifier.verify(signToken(ed, claims({}, clock.now()))), { statusCode: 503 }, 'a new token')
+})
+
 t.test('a key source handing out a key of the wrong kind refuses the token', async (t) => {
   const { verify, clock } = build({ keys: undefined, keySource: { getKey: async () => 'not a pem', ready: () => true } })
   await assertRefused(t, verify(signToken(ed, claims({}, clock.now()))), { reason: 'unknown_kid' })
