@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BatonError, type ErrorCode } from '@baton/tokens'
+import { BatonError, bearerChallenge, renderError, type ErrorCode } from '@baton/tokens'
 
 const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'BATON_PAYLOAD_TOO_LARGE',
@@ -10,10 +10,6 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'BATON_INVALID_REQUEST',
   FST_ERR_VALIDATION: 'BATON_INVALID_REQUEST'
 }
-
-const BEARER_CODES = new Set<ErrorCode>([
-  'BATON_TOKEN_MISSING', 'BATON_TOKEN_MALFORMED', 'BATON_INVALID_TOKEN', 'BATON_INSUFFICIENT_SCOPE'
-])
 
 /** Turns whatever was thrown into a coded error; unknown failures become a masked 500. */
 export function toBatonError (error: unknown): BatonError {
@@ -48,36 +44,11 @@ function describeFastifyError (error: Partial<FastifyError>): string {
   }
 }
 
-// RFC 6750 §3: values hold only %x20-21 / %x23-5B / %x5D-7E. Anything else
-// breaks the quoting, or makes Node refuse the header and the challenge is lost.
-function quote (value: string): string {
-  return `"${value.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, '')}"`
-}
-
-/** The RFC 6750 §3 challenge for a Bearer failure. */
-export function bearerChallenge (error: BatonError, realm: string): string {
-  const parts = [`Bearer realm=${quote(realm)}`]
-  if (error.error !== undefined) {
-    parts.push(`error=${quote(error.error)}`, `error_description=${quote(error.message)}`)
-  }
-  if (error.scope !== undefined) parts.push(`scope=${quote(error.scope)}`)
-  return parts.join(', ')
-}
+export { bearerChallenge }
 
 export function sendError (reply: FastifyReply, error: BatonError, realm: string): FastifyReply {
-  reply.code(error.statusCode).headers(error.headers)
-  if (BEARER_CODES.has(error.code)) {
-    reply.header('www-authenticate', bearerChallenge(error, realm))
-  } else if (error.code === 'BATON_INVALID_CLIENT') {
-    // RFC 6749 §5.2: a 401 for a client must say how the client may authenticate.
-    reply.header('www-authenticate', `Basic realm=${quote(realm)}`)
-  }
-  if (error.statusCode === 401 || error.statusCode === 400 || error.statusCode === 503) {
-    reply.header('cache-control', 'no-store')
-  }
-  return reply.send(error.error === undefined
-    ? { error_description: error.message }
-    : { error: error.error, error_description: error.message })
+  const { status, headers, body } = renderError(error, realm)
+  return reply.code(status).headers(headers).send(body)
 }
 
 /**

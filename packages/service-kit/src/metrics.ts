@@ -143,6 +143,12 @@ export function counter<L extends string> (app: FastifyInstance, name: string, h
   return new Counter({ name, help, labelNames, registers: [app.metrics] })
 }
 
+/** Counts the access-token verifier's refusals in `baton_verify_failures_total{reason}`: pass it as the verifier's `onRefused`. */
+export function countVerifyFailures (app: FastifyInstance): (refusal: { reason: string }) => void {
+  const failures = counter(app, 'baton_verify_failures_total', 'Requests refused by the access-token verifier, by reason', ['reason'])
+  return (refusal) => { failures.inc({ reason: refusal.reason }) }
+}
+
 /** A histogram registered on the app's registry, in seconds. */
 export function histogram<L extends string> (app: FastifyInstance, name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
   return new Histogram({ name, help, labelNames, buckets, registers: [app.metrics] })

@@ -62,3 +62,76 @@ export class BatonError extends Error {
 export function isBatonError (value: unknown): value is BatonError {
   return value instanceof BatonError
 }
+
+/** The codes RFC 6750 answers with a `WWW-Authenticate: Bearer` challenge. */
+const BEARER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'BATON_TOKEN_MISSING', 'BATON_TOKEN_MALFORMED', 'BATON_INVALID_TOKEN', 'BATON_INSUFFICIENT_SCOPE'
+])
+
+/** Whether an error is one of RFC 6750's answers to a request for a protected resource. */
+export function isBearerError (value: unknown): value is BatonError {
+  return value instanceof BatonError && BEARER_CODES.has(value.code)
+}
+
+/**
+ * An auth-param value as a quoted string. RFC 6750 §3 allows only
+ * %x20-21 / %x23-5B / %x5D-7E: anything else would break the quoting, or
+ * make Node refuse the header so that the challenge is lost.
+ *
+ * @example quoteAuthParam('say "hi"') // '"say hi"'
+ */
+export function quoteAuthParam (value: string): string {
+  return `"${value.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, '')}"`
+}
+
+/**
+ * The RFC 6750 §3 challenge for a Bearer failure: a bare `Bearer realm=…`
+ * when no credentials came, else with `error`, `error_description` and, for
+ * insufficient_scope, `scope`.
+ *
+ * @example bearerChallenge(new BatonError('BATON_TOKEN_MISSING', 'an access token is required'), 'baton') // 'Bearer realm="baton"'
+ */
+export function bearerChallenge (error: BatonError, realm: string): string {
+  const parts = [`Bearer realm=${quoteAuthParam(realm)}`]
+  if (error.error !== undefined) {
+    parts.push(`error=${quoteAuthParam(error.error)}`, `error_description=${quoteAuthParam(error.message)}`)
+  }
+  if (error.scope !== undefined) parts.push(`scope=${quoteAuthParam(error.scope)}`)
+  return parts.join(', ')
+}
+
+/** An error as it goes on the wire: status, headers and a JSON body. */
+export interface RenderedError {
+  status: number
+  headers: Record<string, string>
+  /** RFC 6750 §3 / RFC 6749 §5.2; no `error` for a bare challenge (no token was sent). */
+  body: { error?: string, error_description: string }
+}
+
+/**
+ * How an error is answered: a Bearer failure as RFC 6750 says (401 with a
+ * bare `WWW-Authenticate: Bearer realm=…` when no token came, 400
+ * invalid_request, 401 invalid_token, 403 insufficient_scope, each with its
+ * challenge), `invalid_client` with a Basic challenge (RFC 6749 §5.2), any
+ * other BatonError with its status and headers, and anything else as a 500
+ * that says nothing about its cause.
+ *
+ * @example
+ * const { status, headers, body } = renderError(error, 'my-api')
+ * res.writeHead(status, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(body))
+ */
+export function renderError (error: unknown, realm = 'baton'): RenderedError {
+  if (!(error instanceof BatonError)) {
+    return { status: 500, headers: {}, body: { error: 'server_error', error_description: 'internal error' } }
+  }
+  const headers: Record<string, string> = { ...error.headers }
+  if (BEARER_CODES.has(error.code)) headers['www-authenticate'] = bearerChallenge(error, realm)
+  else if (error.code === 'BATON_INVALID_CLIENT') headers['www-authenticate'] = `Basic realm=${quoteAuthParam(realm)}`
+  // A refusal (or an outage) is about this request only: no cache may keep it.
+  if (error.statusCode === 400 || error.statusCode === 401 || error.statusCode === 503) headers['cache-control'] = 'no-store'
+  return {
+    status: error.statusCode,
+    headers,
+    body: error.error === undefined ? { error_description: error.message } : { error: error.error, error_description: error.message }
+  }
+}

@@ -9,7 +9,7 @@ export {
   ErrorResponseSchema
 } from './claims.js'
 export type { AccessTokenAlgorithm, AccessTokenClaims, TokenResponse, ErrorResponse } from './claims.js'
-export { ERRORS, BatonError, isBatonError } from './errors.js'
-export type { ErrorCode, ErrorScheme } from './errors.js'
+export { ERRORS, BatonError, isBatonError, isBearerError, bearerChallenge, quoteAuthParam, renderError } from './errors.js'
+export type { ErrorCode, ErrorScheme, RenderedError } from './errors.js'
 export { encodeRevocationEvent, decodeRevocationEvent, revocationStreamKey } from './revocation-event.js'
 export type { RevocationEvent } from './revocation-event.js'

@@ -1,7 +1,15 @@
-export { verifierPlugin } from './plugin.js'
-export type { VerifierOptions } from './plugin.js'
+// The framework-free core. Adapters: '@baton/verifier/fastify', '/express',
+// '/node'; the revocation-feed follower: '@baton/verifier/feed'.
+export { createVerifier, checkScopes, MAX_CACHE_BYTES } from './verifier.js'
+export type { Verifier, VerifierOptions } from './verifier.js'
 export { extractBearerToken } from './bearer.js'
+export { VerifierError, REFUSALS } from './errors.js'
+export type { RefusalReason } from './errors.js'
+export { hasDuplicateMembers, audienceAccepted } from './checks.js'
 export { createStaticKeySource } from './key-source.js'
-export type { KeySource, StaticKey } from './key-source.js'
+export type { KeySource, StaticKey, PublicKeyInput } from './key-source.js'
 export { createJwksKeySource } from './jwks-key-source.js'
 export type { JwksKeySource, JwksKeySourceOptions } from './jwks-key-source.js'
+export type { Logger } from './logger.js'
+export { BatonError, isBatonError, renderError } from '@baton/tokens'
+export type { AccessTokenClaims, AccessTokenAlgorithm, RenderedError } from '@baton/tokens'

@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto'
-import type { FastifyBaseLogger } from 'fastify'
 import type { AccessTokenAlgorithm } from '@baton/tokens'
 import type { KeySource } from './key-source.js'
+import type { Logger } from './logger.js'
 
 export interface JwksKeySourceOptions {
   jwksUrl: string
@@ -13,9 +13,18 @@ export interface JwksKeySourceOptions {
   maxKeys?: number
   /** Largest key-set body read; default 64 KiB. */
   maxBytes?: number
-  log?: FastifyBaseLogger
+  log?: Logger
   /** Milliseconds since the epoch; tests move it instead of sleeping. */
   now?: () => number
+  /**
+   * Fetch the key set again in the background once it is older than its
+   * `Cache-Control: max-age` (or `staleAfterMs` when it came without one),
+   * on the next lookup, while the keys at hand keep serving. For an owner
+   * that does not refresh on a schedule of its own. Default false.
+   */
+  refreshWhenStale?: boolean
+  /** With `refreshWhenStale`: the age of a key set that came without a max-age at which it is refetched; default 10 minutes. */
+  staleAfterMs?: number
 }
 
 /** A {@link KeySource} over a JWKS URL that its owner can refresh and must close. */
@@ -121,6 +130,8 @@ export function createJwksKeySource (options: JwksKeySourceOptions): JwksKeySour
   const log = options.log
   const closing = new AbortController()
 
+  const refreshWhenStale = options.refreshWhenStale ?? false
+  const staleAfterMs = options.staleAfterMs ?? 600_000
   let keys = new Map<string, string>()
   let lastFetchAt = Number.NEGATIVE_INFINITY
   // When the loaded key set outlives its Cache-Control max-age.
@@ -172,7 +183,7 @@ export function createJwksKeySource (options: JwksKeySourceOptions): JwksKeySour
     if (next.size === 0) throw new Error('key set holds no usable key')
     keys = next
     const maxAge = maxAgeOf(response.headers.get('cache-control'))
-    staleAt = maxAge === undefined ? Number.POSITIVE_INFINITY : startedAt + maxAge
+    staleAt = startedAt + (maxAge ?? (refreshWhenStale ? staleAfterMs : Number.POSITIVE_INFINITY))
     log?.info({ kids: [...next.keys()] }, 'verification keys loaded')
   }
 
@@ -190,8 +201,20 @@ export function createJwksKeySource (options: JwksKeySourceOptions): JwksKeySour
     return inFlight
   }
 
+  function refreshInBackground (): void {
+    if (inFlight !== undefined || closing.signal.aborted || now() < staleAt || now() - lastFetchAt < STALE_REFETCH_FLOOR_MS) return
+    refresh().catch((error: unknown) => {
+      log?.warn({ err: { message: (error as Error).message }, jwksUrl: options.jwksUrl }, 'key set refetch failed; keeping the previous keys')
+    })
+  }
+
   return {
+    peekKey (kid) {
+      if (refreshWhenStale) refreshInBackground()
+      return keys.get(kid)
+    },
     async getKey (kid) {
+      if (refreshWhenStale) refreshInBackground()
       const known = keys.get(kid)
       if (known !== undefined || closing.signal.aborted) return known
       if (inFlight === undefined && !refetchAllowed()) return undefined

@@ -1,87 +1,116 @@
+// The hostile-token table against every adapter, over real sockets, and the
+// core's reasons for each refusal.
 import t, { type Test } from 'tap'
 import { performance } from 'node:perf_hooks'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { errorHandlerPlugin, metricsPlugin } from '@baton/service-kit'
-import { createJwksKeySource, verifierPlugin } from '../src/index.js'
-import { hasDuplicateMembers } from '../src/plugin.js'
-import { AUDIENCE, ISSUER, claims, generateTestKey, signToken, startJwksServer, type JwksServer } from './helper.js'
-import { forgeries, withTrailingBits } from './forgeries.js'
+import { createVerifier, hasDuplicateMembers, VerifierError } from '../src/index.js'
+import { ADAPTERS, startAdapterApp, type AdapterApp, type AdapterName } from './adapters.js'
+import { acceptedAudiences, forgeries, withTrailingBits } from './forgeries.js'
+import {
+  AUDIENCE, ISSUER, assertOddAuthorizationHeadersWith, claims, craftToken, generateTestKey, signInput, signToken, startJwksServer, type JwksServer
+} from './helper.js'
 
 const ed = generateTestKey('EdDSA')
 const ec = generateTestKey('ES256')
 
 interface Harness {
-  app: FastifyInstance
+  app: AdapterApp
   jwks: JwksServer
   /** Requests that reached the attacker's server (jku, x5u). */
   trapHits: () => number
   trap: string
 }
 
-/** The verifier as a service runs it: keys from a JWKS on a real socket, errors through service-kit. */
-async function harness (t: Test): Promise<Harness> {
+/** One adapter's app, verifying against a JWKS on a real socket, as a user would set it up. */
+async function harness (t: Test, name: AdapterName): Promise<Harness> {
   const jwks = await startJwksServer([ed, ec])
+  t.teardown(jwks.close)
   let trapHits = 0
   const trapServer = await startJwksServer([generateTestKey('EdDSA', 'attacker')], {
     routes: (app) => { app.addHook('onRequest', async () => { trapHits += 1 }) }
   })
-  const keySource = createJwksKeySource({ jwksUrl: jwks.url, minRefetchIntervalMs: 60_000 })
-  await keySource.refresh()
-  const app = Fastify({ logger: false })
-  await app.register(errorHandlerPlugin)
-  await app.register(metricsPlugin, { prefix: 'test_' })
-  await app.register(verifierPlugin, { keySource, issuer: ISSUER, audience: AUDIENCE, clockSkewSeconds: 5 })
-  app.get('/me', { onRequest: app.authenticate }, async (request) => ({ sub: request.auth.sub }))
-  await app.ready()
-  t.teardown(async () => {
-    keySource.close()
-    await app.close()
-    await jwks.close()
-    await trapServer.close()
-  })
+  t.teardown(trapServer.close)
+  const app = await startAdapterApp(t, name, { issuer: ISSUER, audience: AUDIENCE, jwksUri: jwks.url })
   return { app, jwks, trapHits: () => trapHits, trap: trapServer.url }
 }
 
-t.test('every forged, malformed or mis-claimed token gets 401 invalid_token, fast, and fetches nothing', async (t) => {
-  const { app, jwks, trapHits, trap } = await harness(t)
-  const genuine = claims()
-  const control = signToken(ed, genuine)
-  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${control}` } })).statusCode, 200, 'the genuine token passes')
+const WELL_FORMED_CHALLENGE = (error: string): RegExp => new RegExp(`^Bearer realm="baton", error="${error}", error_description="[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*"$`)
 
-  const list = forgeries({ ed, ec, genuine, trap })
-  t.ok(list.length > 150, `${list.length} hostile tokens`)
-  const fetchesBefore = jwks.hits()
-  let slowest = 0
-  for (const { kind, name, token, malformedHeader } of list) {
-    const started = performance.now()
-    const response = await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })
-    slowest = Math.max(slowest, performance.now() - started)
-    const [status, error] = malformedHeader === true ? [400, 'invalid_request'] : [401, 'invalid_token']
-    t.equal(response.statusCode, status, `${kind}: ${name}`)
-    t.equal(response.json<{ error: string }>().error, error, `${kind}: ${name}`)
-    t.match(response.headers['www-authenticate'], new RegExp(`^Bearer realm="[^"]*", error="${error}", error_description="[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*"$`), `${kind}: ${name}: a well-formed challenge`)
+for (const name of ADAPTERS) {
+  t.test(`${name}: every forged, malformed or mis-claimed token is refused on every route, fetches nothing, never a 5xx`, async (t) => {
+    const { app, jwks, trapHits, trap } = await harness(t, name)
+    const genuine = claims({ scope: 'profile reports:read' })
+    const control = signToken(ed, genuine)
+    t.equal((await app.get('/me', `Bearer ${control}`)).status, 200, 'the genuine token passes')
+    t.equal((await app.get('/reports', `Bearer ${control}`)).status, 200)
+
+    const list = forgeries({ ed, ec, genuine, trap })
+    const fetchesBefore = jwks.hits()
+    const failures: string[] = []
+    let slowest = 0
+    for (const { kind, name: forgery, token, malformedHeader } of list) {
+      for (const path of ['/me', '/reports']) {
+        const started = performance.now()
+        const answer = await app.get(path, `Bearer ${token}`)
+        slowest = Math.max(slowest, performance.now() - started)
+        if (token.length > 16 * 1024) {
+          // Node refuses the header section before any handler runs.
+          if (answer.status !== 431) failures.push(`${path} ${kind}: ${forgery} → ${answer.status}, not 431`)
+          continue
+        }
+        const [status, error] = malformedHeader === true ? [400, 'invalid_request'] : [401, 'invalid_token']
+        if (answer.status !== status || answer.error !== error || !WELL_FORMED_CHALLENGE(error).test(answer.challenge ?? '')) {
+          failures.push(`${path} ${kind}: ${forgery} → ${answer.status} ${JSON.stringify(answer.body)} ${answer.challenge ?? ''}`)
+        }
+      }
+    }
+    t.same(failures, [], `all ${list.length} hostile tokens refused on both routes`)
+    t.equal(trapHits(), 0, 'no jku, x5u or jwk made the app fetch anything')
+    t.ok(jwks.hits() - fetchesBefore <= 1, `made-up kids caused ${jwks.hits() - fetchesBefore} JWKS fetch (rate-limited to one per interval)`)
+    t.ok(slowest < 1000, `the slowest refusal took ${slowest.toFixed(1)} ms`)
+    t.equal((await app.get('/me', `Bearer ${control}`)).status, 200, 'and the genuine token still passes afterwards')
+  })
+
+  t.test(`${name}: an aud that is the audience, or an array of strings containing it, is accepted`, async (t) => {
+    const { app } = await harness(t, name)
+    for (const aud of acceptedAudiences(AUDIENCE)) {
+      const token = craftToken({ alg: 'EdDSA', typ: 'at+jwt', kid: ed.kid }, claims({ aud }), (input) => signInput(ed, input))
+      const answer = await app.get('/me', `Bearer ${token}`)
+      t.equal(answer.status, 200, JSON.stringify(aud))
+      t.same(answer.body.aud, aud, 'the claims keep the audience as the token states it')
+    }
+  })
+
+  t.test(`${name}: odd Authorization headers get RFC 6750 answers`, async (t) => {
+    const { app } = await harness(t, name)
+    await assertOddAuthorizationHeadersWith(t, async (authorization) => await app.get('/me', authorization), signToken(ed, claims()))
+  })
+}
+
+t.test('each refusal names its reason', async (t) => {
+  const jwks = await startJwksServer([ed, ec])
+  t.teardown(jwks.close)
+  const verifier = createVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUri: jwks.url })
+  t.teardown(verifier.close)
+  const reasons = new Set<string>()
+  for (const { token } of forgeries({ ed, ec, genuine: claims(), trap: 'http://127.0.0.1:9/never' })) {
+    const error = await verifier.verify(token).then(() => undefined, (caught: unknown) => caught)
+    t.ok(error instanceof VerifierError, 'a VerifierError')
+    if (error instanceof VerifierError) reasons.add(error.reason)
   }
-  t.equal(trapHits(), 0, 'no jku, x5u or jwk made the service fetch anything')
-  t.ok(jwks.hits() - fetchesBefore <= 1, `made-up kids caused ${jwks.hits() - fetchesBefore} JWKS fetch (rate-limited to one per interval)`)
-  t.ok(slowest < 1000, `the slowest refusal took ${slowest.toFixed(1)} ms`)
-
-  const metrics = (await app.inject('/metrics')).body
   for (const reason of ['algorithm', 'header', 'encoding', 'duplicate', 'unknown_kid', 'signature', 'malformed', 'claims', 'typ', 'expired', 'not_yet_valid', 'issued_in_future', 'too_large']) {
-    t.match(metrics, new RegExp(`test_verify_failures_total\\{reason="${reason}"\\} [1-9]|baton_verify_failures_total\\{reason="${reason}"\\} [1-9]`), `some token was refused for ${reason}`)
+    t.ok(reasons.has(reason), `some token was refused for ${reason}`)
   }
 })
 
 t.test('another spelling of a verified, cached token is checked afresh and refused', async (t) => {
-  const { app } = await harness(t)
+  const verifier = createVerifier({ keys: [{ kid: ed.kid, publicKey: ed.publicKey }], issuer: ISSUER, audience: AUDIENCE })
   const token = signToken(ed, claims())
   const [h, p, s] = token.split('.') as [string, string, string]
-  for (let i = 0; i < 3; i++) t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 200)
+  for (let i = 0; i < 3; i++) t.equal((await verifier.verify(token)).sub, 'user-1')
   const respelled = `${h}.${p}.${withTrailingBits(s)}`
   t.not(respelled, token)
   t.same(Buffer.from(respelled.split('.')[2]!, 'base64url'), Buffer.from(s, 'base64url'), 'the same signature bytes')
-  const response = await app.inject({ url: '/me', headers: { authorization: `Bearer ${respelled}` } })
-  t.equal(response.statusCode, 401)
-  t.equal(response.json<{ error_description: string }>().error_description, 'the access token is not canonical base64url')
+  await t.rejects(verifier.verify(respelled), { statusCode: 401, reason: 'encoding', message: 'the access token is not canonical base64url' })
 })
 
 t.test('hasDuplicateMembers reads names as JSON does', async (t) => {
@@ -95,4 +124,5 @@ t.test('hasDuplicateMembers reads names as JSON does', async (t) => {
   t.equal(hasDuplicateMembers('{"a\\"":1,"a":2}'), false, 'an escaped quote does not end a name')
   t.equal(hasDuplicateMembers('{"k":"\\\\","k":1}'), true, 'an escaped backslash does end a value')
   t.equal(hasDuplicateMembers('["a","a"]'), false)
+  t.equal(hasDuplicateMembers('{"\\x":1}'), false, 'not JSON: left to the parser')
 })

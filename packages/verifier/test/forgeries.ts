@@ -67,6 +67,11 @@ export function withTrailingBits (segment: string): string {
   return segment.slice(0, -1) + alphabet[last | ((1 << unused) - 1)]!
 }
 
+/** Audiences RFC 7519 allows and a verifier for `aud` must accept: the string itself, or an array of strings that contains it. */
+export function acceptedAudiences (aud: string): unknown[] {
+  return [aud, [aud], [aud, 'another-api'], ['another-api', aud], [aud, aud]]
+}
+
 export function forgeries ({ ed, ec, genuine, trap }: ForgeryInput): Forgery[] {
   const header = { alg: 'EdDSA', typ: 'at+jwt', kid: ed.kid }
   const real = (input: string): string => signInput(ed, input)
@@ -222,7 +227,8 @@ export function forgeries ({ ed, ec, genuine, trap }: ForgeryInput): Forgery[] {
   for (const value of issuers) claim(`iss ${json(value)}`, withClaims({ iss: value }))
   claim('iss missing', without('iss'))
   const aud = String(genuine.aud)
-  const audiences: unknown[] = [aud.toUpperCase(), `${aud} `, `${aud}x`, aud.slice(1), [aud], [aud, 'another-api'], ['another-api'], null, '']
+  const audiences: unknown[] = [aud.toUpperCase(), `${aud} `, `${aud}x`, aud.slice(1), ['another-api'], ['another-api', `${aud}x`], [aud.toUpperCase()],
+    [], [aud, 42], [42], [null], [[aud]], [aud, null], [{ aud }], null, '', 42, { aud }]
   for (const value of audiences) claim(`aud ${json(value)}`, withClaims({ aud: value }))
   claim('aud missing', without('aud'))
   for (const typ of ['JWT', 'jwt', 'at+jwt ', 'application/jwt', 'at+jwt; charset=utf-8', '']) {

@@ -203,12 +203,28 @@ export function oddAuthorizationHeaders (token: string): Array<[string, number, 
   ]
 }
 
+/** What a client sees of an answer to a protected request. */
+export interface BearerAnswer {
+  status: number
+  /** The body's `error`, if any. */
+  error: string | undefined
+  challenge: string | undefined
+}
+
+/** Sends every `oddAuthorizationHeaders` value through `send` and asserts its RFC 6750 answer. */
+export async function assertOddAuthorizationHeadersWith (t: Test, send: (authorization: string) => Promise<BearerAnswer>, token: string, realm = 'baton'): Promise<void> {
+  for (const [value, status, error] of oddAuthorizationHeaders(token)) {
+    const answer = await send(value)
+    t.equal(answer.status, status, JSON.stringify(value.slice(0, 30)))
+    if (status === 401) t.match(answer.challenge, new RegExp(`^Bearer realm="${realm}"`))
+    if (error !== undefined) t.equal(answer.error, error)
+  }
+}
+
 /** Sends every `oddAuthorizationHeaders` value to `url` and asserts its RFC 6750 answer. */
 export async function assertOddAuthorizationHeaders (t: Test, app: FastifyInstance, url: string, token: string): Promise<void> {
-  for (const [value, status, error] of oddAuthorizationHeaders(token)) {
-    const response = await app.inject({ url, headers: { authorization: value } })
-    t.equal(response.statusCode, status, JSON.stringify(value.slice(0, 30)))
-    if (status === 401) t.match(response.headers['www-authenticate'], /^Bearer realm="baton"/)
-    if (error !== undefined) t.equal(response.json<{ error: string }>().error, error)
-  }
+  await assertOddAuthorizationHeadersWith(t, async (authorization) => {
+    const response = await app.inject({ url, headers: { authorization } })
+    return { status: response.statusCode, error: response.json<{ error?: string }>().error, challenge: response.headers['www-authenticate'] as string | undefined }
+  }, token)
 }

@@ -1,7 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import formBody from '@fastify/formbody'
-import { AccessLogController, clientErrorHandler, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, logSourceOf, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
-import { verifierPlugin, createStaticKeySource } from '@baton/verifier'
+import { AccessLogController, clientErrorHandler, countVerifyFailures, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, logSourceOf, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
+import { createStaticKeySource } from '@baton/verifier'
+import { verifierPlugin } from '@baton/verifier/fastify'
 import type { Config } from './config.js'
 import { redisKeys } from './redis-keys.js'
 import { redisPlugin } from './plugins/redis.js'
@@ -87,11 +88,12 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     keySource: createStaticKeySource(() => app.keyring.all().map((key) => ({ kid: key.kid, publicKey: key.publicKey }))),
     issuer: config.ISSUER,
     audience: config.AUDIENCE,
-    clockSkewSeconds: config.CLOCK_SKEW,
+    clockSkew: config.CLOCK_SKEW,
     now,
     // The auth-service can afford one Redis read per request: its own
     // endpoints (and introspection) honour a revoked session or token at once.
-    checkToken: async (claims) => await app.sessions.isAccessTokenLive(claims.sub, claims.jti, claims.sid) ? undefined : 'the token has been revoked'
+    isRevoked: async (claims) => !await app.sessions.isAccessTokenLive(claims.sub, claims.jti, claims.sid),
+    onRefused: countVerifyFailures(app)
   })
 
   await app.register(wellKnownRoutes)

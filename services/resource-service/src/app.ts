@@ -1,7 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { AccessLogController, clientErrorHandler, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, logSourceOf, metricsPlugin, openApiPlugin } from '@baton/service-kit'
-import { createJwksKeySource, verifierPlugin, type KeySource } from '@baton/verifier'
-import { revocationStreamKey } from '@baton/tokens'
+import { AccessLogController, clientErrorHandler, countVerifyFailures, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, logSourceOf, metricsPlugin, openApiPlugin } from '@baton/service-kit'
+import { createJwksKeySource, type KeySource } from '@baton/verifier'
+import { verifierPlugin } from '@baton/verifier/fastify'
+import { RevocationFeed, withoutRevokedKeys } from '@baton/verifier/feed'
 import type { Config } from './config.js'
 import { jwksLoaderPlugin } from './plugins/jwks-loader.js'
 import meRoutes from './routes/me.js'
@@ -9,7 +10,6 @@ import reportRoutes from './routes/reports.js'
 import { resourceOpenApiOptions } from './plugins/openapi.js'
 import { revocationFeedPlugin } from './plugins/revocation-feed.js'
 import { createFeedRedisClient, FEED_BLOCK_MS } from './redis-client.js'
-import { RevocationList, withoutRevokedKeys } from './revocation-list.js'
 
 // Every line names the service: under the root `start` both share one stdout.
 const LOG_SOURCE = logSourceOf(new URL('../package.json', import.meta.url))
@@ -66,27 +66,29 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
 
   // Only with REDIS_URL: without it the service opens no Redis connection and refuses revoked tokens at expiry.
   const redisTarget = config.REDIS
-  const revoked = redisTarget === undefined ? undefined : new RevocationList(config.CLOCK_SKEW * 1000)
-  if (redisTarget !== undefined && revoked !== undefined) {
-    await app.register(revocationFeedPlugin, {
+  const feed = redisTarget === undefined
+    ? undefined
+    : new RevocationFeed({
       client: createFeedRedisClient(redisTarget),
       ownsClient: true,
-      stream: revocationStreamKey(config.REDIS_KEY_PREFIX),
-      list: revoked,
-      now: deps.now ?? Date.now,
-      blockMs: FEED_BLOCK_MS
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      clockSkew: config.CLOCK_SKEW,
+      blockMs: FEED_BLOCK_MS,
+      log: app.log,
+      ...(deps.now === undefined ? {} : { now: deps.now })
     })
-  }
+  if (feed !== undefined) await app.register(revocationFeedPlugin, { feed })
 
   await app.register(verifierPlugin, {
     // A key the feed says leaked is unknown from then on, for new and cached tokens alike.
-    keySource: revoked === undefined ? keySource : withoutRevokedKeys(keySource, revoked),
+    keySource: feed === undefined ? keySource : withoutRevokedKeys(keySource, feed.list),
     issuer: config.ISSUER,
     audience: config.AUDIENCE,
-    clockSkewSeconds: config.CLOCK_SKEW,
+    clockSkew: config.CLOCK_SKEW,
     ...(deps.now === undefined ? {} : { now: deps.now }),
     // Synchronous and in memory: a revoked token costs no Redis call, and neither does a valid one.
-    ...(revoked === undefined ? {} : { checkToken: (claims) => revoked.isRevoked(claims) ? 'the access token has been revoked' : undefined })
+    ...(feed === undefined ? {} : { isRevoked: feed.isRevoked }),
+    onRefused: countVerifyFailures(app)
   })
 
   await app.register(async function protectedApi (api) {

@@ -17,7 +17,7 @@ const IntrospectionResponseSchema = Type.Object({
   jti: Type.Optional(Type.String()),
   sid: Type.Optional(Type.String()),
   iss: Type.Optional(Type.String()),
-  aud: Type.Optional(Type.String())
+  aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())]))
 })
 
 export default async function introspectRoutes (app: FastifyInstance): Promise<void> {
@@ -57,7 +57,7 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
       }
     }
 
-    const claims = await liveAccessToken(app, token, request)
+    const claims = await liveAccessToken(app, token)
     if (claims === undefined) return { active: false }
     return {
       active: true,

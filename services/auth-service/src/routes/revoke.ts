@@ -20,9 +20,9 @@ export function looksLikeJwt (token: string): boolean {
 }
 
 /** A valid, live access token's claims, or undefined for anything that is not one. */
-export async function liveAccessToken (app: FastifyInstance, token: string, request: FastifyRequest): Promise<AccessTokenClaims | undefined> {
+export async function liveAccessToken (app: FastifyInstance, token: string): Promise<AccessTokenClaims | undefined> {
   try {
-    return await app.verifyAccessToken(token, request)
+    return await app.verifyAccessToken(token)
   } catch (error) {
     // Storage trouble is not "inactive": let the caller see the 503.
     if (isBatonError(error) && error.code === 'BATON_UNAVAILABLE') throw error
@@ -52,7 +52,7 @@ export default async function revokeRoutes (app: FastifyInstance): Promise<void>
       return {}
     }
 
-    const claims = await liveAccessToken(app, token, request)
+    const claims = await liveAccessToken(app, token)
     if (claims === undefined) return {}
     if (claims.client_id !== client.client_id) throw new BatonError('BATON_UNAUTHORIZED_CLIENT', 'the token was issued to another client')
     await app.sessions.revokeAccessToken(claims.sub, claims.jti, claims.exp, app.config.CLOCK_SKEW)

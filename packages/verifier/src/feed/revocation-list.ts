@@ -1,5 +1,5 @@
 import type { RevocationEvent } from '@baton/tokens'
-import type { KeySource } from '@baton/verifier'
+import type { KeySource } from '../key-source.js'
 
 interface Entry {
   sub: string

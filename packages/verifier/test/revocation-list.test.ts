@@ -1,7 +1,6 @@
 import t from 'tap'
 import { decodeRevocationEvent, encodeRevocationEvent } from '@baton/tokens'
-import { RevocationList, withoutRevokedKeys } from '../src/revocation-list.js'
-import { compareStreamIds } from '../src/plugins/revocation-feed.js'
+import { RevocationList, compareStreamIds, withoutRevokedKeys } from '../src/feed/index.js'
 
 const token = (overrides: Partial<{ sub: string, jti: string, sid: string }> = {}): { sub: string, jti: string, sid?: string } =>
   ({ sub: 'user-1', jti: 'jti-1', sid: 'sid-1', ...overrides })

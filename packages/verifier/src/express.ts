@@ -1,0 +1,60 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { isBearerError, type AccessTokenClaims } from '@baton/tokens'
+import { adapterVerifier, authenticateRequest, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { sendError } from './node.js'
+import type { Verifier } from './verifier.js'
+
+declare global {
+  // Express's own way for middleware to add to its Request type.
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** Claims of the verified access token, set by `@baton/verifier/express`. */
+      auth?: AccessTokenClaims
+    }
+  }
+}
+
+export type ExpressVerifierOptions = AdapterOptions
+
+/** Express 4 and 5 middleware; typed on node:http's request and response, which Express's extend. */
+export type ExpressMiddleware = (req: IncomingMessage & { auth?: AccessTokenClaims }, res: ServerResponse, next: (error?: unknown) => void) => void
+
+export interface ExpressVerifier {
+  /** Admits only a valid Baton access token and sets `req.auth`. */
+  authenticate: ExpressMiddleware
+  /** Demands every one of `scopes` (403 insufficient_scope), authenticating first if no earlier middleware did. */
+  requireScope: (...scopes: string[]) => ExpressMiddleware
+  verifier: Verifier
+  /** Closes the verifier this made (not one it was given). */
+  close: () => void
+}
+
+/**
+ * Protects Express routes with Baton access tokens. A refused request is
+ * answered here, as RFC 6750 says; a key-set outage (503) and anything
+ * unexpected go to `next(error)`, to the app's error handler.
+ *
+ * @example
+ * const baton = expressVerifier({ issuer: 'https://auth.example.com', audience: 'baton-api', jwksUri: 'https://auth.example.com/.well-known/jwks.json' })
+ * app.get('/me', baton.authenticate, (req, res) => { res.json({ sub: req.auth?.sub }) })
+ * app.get('/reports', baton.requireScope('reports:read'), (req, res) => { res.json({ reports: [] }) })
+ */
+export function expressVerifier (options: ExpressVerifierOptions): ExpressVerifier {
+  const { verifier, owned, realm, noteRefusal } = adapterVerifier(options)
+  const middleware = (scopes: readonly string[] | undefined): ExpressMiddleware => function batonAuthenticate (req, res, next) {
+    authenticateRequest(verifier, req.auth, req.headers.authorization, scopes,
+      (claims) => { req.auth = claims; next() },
+      (error) => {
+        noteRefusal(error)
+        if (isBearerError(error)) sendError(res, error, realm)
+        else next(error)
+      })
+  }
+  return {
+    authenticate: middleware(undefined),
+    requireScope: (...scopes) => middleware(requiredScopeList(scopes)),
+    verifier,
+    close: () => { if (owned) verifier.close() }
+  }
+}
