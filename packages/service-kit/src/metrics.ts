@@ -1,13 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import { Registry, Counter, Histogram, collectDefaultMetrics } from 'prom-client'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
 import { bearerChallenge } from './error-handler.js'
-import { NOSNIFF } from './hardening.js'
+import { NOSNIFF, clientErrorHandler } from './hardening.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -75,6 +75,7 @@ export const metricsPlugin = fp(async function metrics (app: FastifyInstance, op
   if (opts.port !== undefined) {
     const port = opts.port
     const listener = createServer((request, response) => { void serveScrape(registry, tokenDigest, request, response) })
+    listener.on('clientError', (error: NodeJS.ErrnoException, socket) => { clientErrorHandler.call(app, error, socket as Socket) })
     server = listener
     // Ready, not listen: a port that is taken stops start-up instead of leaving the service without metrics.
     app.addHook('onReady', async () => {

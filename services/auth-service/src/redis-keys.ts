@@ -10,7 +10,7 @@ import { revocationStreamKey } from '@baton/tokens'
  *   <p>user:{<uid>}:sessions          zset  session id -> expiry (ms); TTL = latest session expiry
  *   <p>user:{<uid>}:session:<sid>     hash  one session (refresh-token family); TTL = min(idle, absolute)
  *   <p>user:{<sub>}:revoked-token:<jti> string a revoked access token; TTL = until the token expires
- *   <p>username:<normalized name>     string the user id, for case-insensitive login and uniqueness
+ *   <p>username:<normalized name>     string the user id, by the RFC 8265 canonical name (older accounts: NFKC lower case)
  *   <p>signing-keys                   string JSON array of generated signing keys {kid, alg, pem, created_at, activate_at};
  *                                           no TTL, bounded: retired keys are deleted, at most MAX_SIGNING_KEYS (key-rotation.ts)
  *   <p>signing-keys:changed           channel (pub/sub, not a key) on which operator commands announce a changed keyring

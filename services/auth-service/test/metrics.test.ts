@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, loadConfig } from '../src/app.js'
 import { setup, register, login, refresh, bearer } from './helper.js'
+import { rawRequest, statusOf } from '../../../packages/verifier/test/helper.js'
 
 /** The value of one sample in the Prometheus text, or undefined when it is not exposed. */
 async function sample (app: FastifyInstance, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
@@ -174,6 +175,10 @@ t.test('METRICS_PORT: metrics move to a listener of their own; the public port n
     t.equal(response.status, status, `${method} ${path} on the metrics port: ${status}`)
     t.equal(response.headers.get('x-content-type-options'), 'nosniff')
   }
+
+  const garbage = await rawRequest(metricsAddress!.port, 'not http at all\r\n\r\n')
+  t.equal(statusOf(garbage), 400, 'garbage on the metrics port: 400')
+  t.match(garbage, /\r\nx-content-type-options: nosniff\r\n/i, 'with nosniff, as on the public port')
 
   await app.close()
   await t.rejects(fetch(`${metrics}/metrics`), 'closing the app closes the metrics listener')

@@ -1,6 +1,21 @@
 import t from 'tap'
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { FastifyInstance } from 'fastify'
+import type { RedisClient } from '@baton/service-kit'
 import { setup, register, decodeJwt } from './helper.js'
 import { randomId } from '../src/refresh-token.js'
+
+const MIGRATE = fileURLToPath(new URL('../dist/cli/migrate-usernames.js', import.meta.url))
+
+/** What registration wrote before case folding: the record, and the name keyed by NFKC + toLowerCase(). */
+async function createOldAccount (app: FastifyInstance, redis: RedisClient, prefix: string, username: string, password: string): Promise<string> {
+  const id = randomId()
+  await redis.hset(`${prefix}user:{${id}}`, { id, username, password_hash: await app.passwords.hash(password), scopes: 'profile', created_at: String(Date.now()) })
+  await redis.set(`${prefix}username:${username.normalize('NFKC').toLowerCase()}`, id)
+  return id
+}
 
 t.test('registration', async (t) => {
   const { app, redis, prefix } = await setup(t)
@@ -160,13 +175,7 @@ t.test('look-alike usernames: RFC 8265 folding and UTS #39 script mixing', async
 t.test('accounts registered under the old normalization (NFKC, lower case) keep working', async (t) => {
   const { app, redis, prefix } = await setup(t)
   const password = 'correct horse battery'
-  // What registration wrote before case folding: the record, and the name keyed by NFKC + toLowerCase().
-  const createTheOldWay = async (username: string): Promise<string> => {
-    const id = randomId()
-    await redis.hset(`${prefix}user:{${id}}`, { id, username, password_hash: await app.passwords.hash(password), scopes: 'profile', created_at: String(Date.now()) })
-    await redis.set(`${prefix}username:${username.normalize('NFKC').toLowerCase()}`, id)
-    return id
-  }
+  const createTheOldWay = async (username: string): Promise<string> => await createOldAccount(app, redis, prefix, username, password)
   const loginAs = async (username: string): Promise<unknown> => {
     const response = await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username, password } })
     return response.statusCode === 200 ? decodeJwt(response.json<{ access_token: string }>().access_token).payload.sub : response.statusCode
@@ -189,4 +198,24 @@ t.test('accounts registered under the old normalization (NFKC, lower case) keep 
   t.equal(await loginAs('οδοσ'), greek)
   t.equal(await registration('STRASSE'), 409, 'and no new account can take a spelling of it')
   t.equal(await registration('οδοσ'), 409)
+})
+
+t.test('migrate-usernames gives old accounts their folded key at once, without waiting for a login', async (t) => {
+  const { app, redis, prefix, backend } = await setup(t)
+  const password = 'correct horse battery'
+  const strasse = await createOldAccount(app, redis, prefix, 'Straße', password)
+  const greek = await createOldAccount(app, redis, prefix, 'ΟΔΟΣ', password)
+  await createOldAccount(app, redis, prefix, 'plain', password)
+  // Registered since, while the old account had not logged in: both keep their own spelling.
+  const rival = (await app.inject({ method: 'POST', url: '/users', payload: { username: 'οδοσ', password } })).json<{ id: string }>().id
+
+  const run = async (): Promise<Record<string, unknown>> => {
+    const { stdout } = await promisify(execFile)(process.execPath, [MIGRATE], { env: { PATH: process.env.PATH ?? '', ...backend.env, REDIS_KEY_PREFIX: prefix } })
+    return JSON.parse(stdout) as Record<string, unknown>
+  }
+  t.same(await run(), { scanned: 4, added: 1, conflicts: [greek] }, 'Straße got its key; ΟΔΟΣ could not, οδοσ was taken meanwhile')
+  t.equal(await redis.get(`${prefix}username:strasse`), strasse)
+  t.equal(await redis.get(`${prefix}username:οδοσ`), rival, 'the newer account keeps its key')
+  t.equal((await app.inject({ method: 'POST', url: '/users', payload: { username: 'STRASSE', password } })).statusCode, 409, 'no login needed: every spelling of the old name is taken')
+  t.same(await run(), { scanned: 5, added: 0, conflicts: [greek] }, 'a second run changes nothing')
 })
