@@ -19,7 +19,7 @@ export async function openSeeder ({ redisUrl, secret, prefix = 'baton:' }) {
   const keys = redisKeys(prefix)
   const codec = new RefreshTokenCodec(secret)
   const sessions = new SessionStore(redis, keys, () => codec, {
-    idleMs: 14 * DAY_MS, absoluteMs: 90 * DAY_MS, graceMs: 10_000, maxSessionsPerUser: 100
+    idleMs: 14 * DAY_MS, absoluteMs: 90 * DAY_MS, graceMs: 10_000, graceRetries: 5, maxSessionsPerUser: 100
   }, Date.now)
   const users = new RedisUserStore(redis, keys, Date.now)
   const context = { clientId: 'baton', userAgent: 'baton-bench', ip: '127.0.0.1' }
@@ -30,7 +30,7 @@ export async function openSeeder ({ redisUrl, secret, prefix = 'baton:' }) {
       const tokens = []
       for (let start = 0; start < count; start += batch) {
         const created = await Promise.all(Array.from({ length: Math.min(batch, count - start) }, async (_, i) =>
-          await sessions.create({ uid: randomId(), username: `bench-user-${start + i}`, scope: 'profile' }, context)))
+          await sessions.create({ uid: randomId(), username: `bench-user-${start + i}`, scope: 'profile', credentialVersion: 0 }, context)))
         for (const session of created) tokens.push(session.refreshToken)
       }
       return tokens
