@@ -40,7 +40,10 @@ t.test('a leaked signing key: its tokens refused, logins and sessions carry on u
   const first = await startAuth(t, KEYS_ENV)
   // Same Redis, same issuer: a second instance behind the same load balancer.
   const second = await startAuth(t, { ...KEYS_ENV, ISSUER: first.url }, { redis: first.redis })
-  const following = await startResource(t, first, { REDIS_URL: first.redis.url })
+  // Both fetched the key set moments ago, at start: an unknown kid may only be
+  // fetched again after JWKS_MIN_REFETCH_INTERVAL (10 s by default), which a
+  // long-running verifier has long passed when a key is revoked.
+  const following = await startResource(t, first, { REDIS_URL: first.redis.url, JWKS_MIN_REFETCH_INTERVAL: '1' })
   const jwksOnly = await startResource(t, first, { JWKS_MIN_REFETCH_INTERVAL: '1' })
   await Promise.all([following.ready(), jwksOnly.ready()])
 
