@@ -69,3 +69,13 @@ t.test('a revoked signing key: every kid lookup for it finds nothing until the e
   t.equal(list.keys, 0, 'forgotten once every token the key signed has expired, with the skew')
   t.notOk(list.isKeyRevoked('leaked-kid'))
 })
+
+t.test('a key source without revoked keys still answers a cached token synchronously, and refuses a revoked kid there too', async (t) => {
+  const list = new RevocationList(0)
+  const source = withoutRevokedKeys({ getKey: async (kid) => `key of ${kid}`, peekKey: (kid) => `key of ${kid}`, ready: () => true }, list)
+  t.equal(source.peekKey?.('leaked-kid'), 'key of leaked-kid', 'peekKey kept: no promise per cached verification')
+  t.ok(list.apply({ kind: 'key', kid: 'leaked-kid', at: 0, until: 60_000 }, 1000))
+  t.equal(source.peekKey?.('leaked-kid'), undefined, 'a revoked kid is unknown to peekKey as well')
+  t.equal(source.peekKey?.('other-kid'), 'key of other-kid')
+  t.equal(withoutRevokedKeys({ getKey: async () => undefined, ready: () => true }, list).peekKey, undefined, 'a source without peekKey gets none')
+})

@@ -77,8 +77,11 @@ function remember (map: Map<string, Entry>, key: string, sub: string, until: num
 
 /** `source` without the keys `list` holds as revoked: their tokens meet an unknown kid, and cause no key-set fetch. */
 export function withoutRevokedKeys (source: KeySource, list: RevocationList): KeySource {
+  const peek = source.peekKey
   return {
     getKey: async (kid) => list.isKeyRevoked(kid) ? undefined : await source.getKey(kid),
+    // Kept synchronous, or every cached verification would cost a promise.
+    ...(peek === undefined ? {} : { peekKey: (kid: string) => list.isKeyRevoked(kid) ? undefined : peek(kid) }),
     ready: () => source.ready()
   }
 }
