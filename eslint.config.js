@@ -6,6 +6,66 @@ import tseslint from 'typescript-eslint'
 
 const AUTH = 'services/auth-service/src'
 
+// What the auth-service's domain (core/) and Redis layer (redis/) may not
+// import: the HTTP framework and the HTTP layer built on it. Keeping them out
+// is what lets the grants and stores run under any transport, or none.
+const FASTIFY = {
+  regex: '^(fastify|fastify-plugin|@fastify/.+|@baton/verifier/fastify)(/.*)?$',
+  message: 'core/ and redis/ stay free of Fastify; wire it up in http/.'
+}
+const SERVICE_KIT = {
+  // Its entry point loads Fastify, so a value import drags the framework in;
+  // its types (RedisClient, CommonConfig) are erased at build and cost nothing.
+  regex: '^@baton/service-kit(/.*)?$',
+  allowTypeImports: true,
+  message: '@baton/service-kit loads Fastify; core/ and redis/ may import its types only.'
+}
+/** A relative import of the sibling folder `name` (or `name.js`) of src/. */
+const layer = (/** @type {string} */ name, /** @type {string} */ message) =>
+  ({ regex: `^(\\.\\./)+${name}(/|\\.js$|$)`, message })
+
+/**
+ * What the folder `folder` of src/ may not import: static imports (import,
+ * export from) and dynamic import() with a literal specifier, which loads a
+ * module just the same.
+ * @param {string} folder
+ * @param {Array<{ regex: string, message: string, allowTypeImports?: boolean }>} refused
+ * @returns {import('eslint').Linter.Config}
+ */
+const layerBlock = (folder, refused) => ({
+  name: `baton/layering/${folder}`,
+  files: [`${AUTH}/${folder}/**/*.ts`],
+  plugins: { '@typescript-eslint': tseslint.plugin },
+  languageOptions: { parser: tseslint.parser },
+  rules: {
+    'no-restricted-imports': 'off',
+    '@typescript-eslint/no-restricted-imports': ['error', { patterns: refused }],
+    'no-restricted-syntax': ['error', ...refused.map(({ regex, message }) => ({
+      // esquery reads a regex up to the first slash, so slashes are spelt \u002F.
+      selector: `ImportExpression[source.value=/${regex.replaceAll('/', '\\u002F')}/]`,
+      message
+    }))]
+  }
+})
+
+/**
+ * The auth-service's layering, exported on its own so a test can run it
+ * without the other rules.
+ */
+export const layering = defineConfig(
+  layerBlock('core', [
+    FASTIFY,
+    SERVICE_KIT,
+    layer('http', 'core/ must not reach up into http/; http/ calls core/ with what it needs.')
+  ]),
+  layerBlock('redis', [
+    FASTIFY,
+    SERVICE_KIT,
+    layer('http', 'redis/ must not reach up into http/.'),
+    layer('core', 'redis/ sits below core/: core/ calls into redis/, never the other way.')
+  ])
+)
+
 export default defineConfig(
   {
     name: 'baton/ignores',
@@ -50,5 +110,6 @@ export default defineConfig(
       '@typescript-eslint/no-unused-vars': 'warn',
       'no-control-regex': 'warn'
     }
-  }
+  },
+  ...layering
 )
