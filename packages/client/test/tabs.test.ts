@@ -48,16 +48,21 @@ async function until (check: () => boolean, what: string, timeoutMs = 2000): Pro
   return Date.now() - started
 }
 
-t.test('tabs share one session: one login, one refresh for all, one logout for all', { skip: !hasLocks }, async (t) => {
+/** An auth-service, a user, and two tabs signed in by a login in the first. */
+async function twoTabs (t: Test): Promise<{ auth: AuthService, clock: TestClock, username: string, open: () => Tab, a: Tab, b: Tab }> {
   const clock = testClock()
   const auth = await startAuthService(t, {}, { clock })
   const username = await auth.register()
   const open = tabs(t, auth, clock)
   const a = open()
   const b = open()
-
   await a.client.login(username, PASSWORD)
   await until(() => b.client.signedIn, 'the login reaches the other tab')
+  return { auth, clock, username, open, a, b }
+}
+
+t.test('tabs share one session: one login, one refresh for all, one logout for all', { skip: !hasLocks }, async (t) => {
+  const { auth, clock, open, a, b } = await twoTabs(t)
   t.match(b.events, [{ type: 'signed-in', fromOtherTab: true }])
   t.equal(b.client.sessionId, a.client.sessionId, 'one session')
   t.equal((await b.client.fetch(`${auth.url}/sessions`)).status, 200, 'the other tab calls with the handed-over token')
@@ -84,14 +89,7 @@ t.test('tabs share one session: one login, one refresh for all, one logout for a
 })
 
 t.test('invalid_grant in one tab ends the session in every tab', { skip: !hasLocks }, async (t) => {
-  const clock = testClock()
-  const auth = await startAuthService(t, {}, { clock })
-  const username = await auth.register()
-  const open = tabs(t, auth, clock)
-  const a = open()
-  const b = open()
-  await a.client.login(username, PASSWORD)
-  await until(() => b.client.signedIn, 'the login reaches the other tab')
+  const { auth, clock, username, a, b } = await twoTabs(t)
 
   // Another device ends every session of the user.
   const phone = createClient({ issuer: auth.url, now: clock.now })
@@ -106,14 +104,7 @@ t.test('invalid_grant in one tab ends the session in every tab', { skip: !hasLoc
 })
 
 t.test('a signed-out tab is not signed back in by a late refresh of the old session', { skip: !hasLocks }, async (t) => {
-  const clock = testClock()
-  const auth = await startAuthService(t, {}, { clock })
-  const username = await auth.register()
-  const open = tabs(t, auth, clock)
-  const a = open()
-  const b = open()
-  await a.client.login(username, PASSWORD)
-  await until(() => b.client.signedIn, 'the login reaches the other tab')
+  const { clock, username, a, b } = await twoTabs(t)
   await b.client.logout()
   await until(() => !a.client.signedIn, 'the logout reaches the other tab')
 
