@@ -458,6 +458,8 @@ export class BatonClient {
     const generation = this.#generation
     try {
       const { answer, sentAt } = await this.#tokenRequest({ grant_type: 'refresh_token', ...parameters }, true)
+      // A logout (here or in another tab) while the request was out: its answer belongs to a session that is over.
+      if (this.#status === 'signed-out' && this.#generation !== generation) throw notSignedIn()
       return await this.#signIn(answer, sentAt, 'refresh')
     } catch (error) {
       if (!(error instanceof BatonClientError) || error.code !== 'invalid_grant') throw error

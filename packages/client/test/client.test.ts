@@ -213,6 +213,32 @@ t.test('logout ends the session at the auth-service; logoutEverywhere ends every
   t.same(b.ended.map((event) => event.reason), ['invalid_grant'])
 })
 
+t.test('a logout while a refresh is out: its late answer does not sign the client back in', async (t) => {
+  const { auth, clock, username } = await setup(t)
+  let refreshSent = false
+  let answer = (): void => {}
+  const answered = new Promise<void>((resolve) => { answer = resolve })
+  const { client, ended } = await signedIn(auth, clock, username, {
+    fetch: async (input, init) => {
+      const response = await fetch(input, init)
+      if (String(init?.body ?? '').includes('grant_type=refresh_token')) {
+        refreshSent = true
+        await answered
+      }
+      return response
+    }
+  })
+  clock.advance(TTL_MS)
+  const call = client.fetch(`${auth.url}/sessions`)
+  while (!refreshSent) await new Promise((resolve) => setTimeout(resolve, 5))
+  await client.logout()
+  answer()
+  await t.rejects(call, { code: 'not_signed_in' }, 'the call that waited for the refresh fails')
+  t.notOk(client.signedIn, 'still signed out')
+  t.same(ended.map((event) => event.reason), ['logout'])
+  t.equal(await auth.metric('baton_auth_revocations_total', { kind: 'session', reason: 'revocation_endpoint' }), 1, 'the logout ended the session, though its refresh token had just been spent')
+})
+
 t.test('sessions: list them, end another one, end this one', async (t) => {
   const { auth, clock, username } = await setup(t)
   const laptop = await signedIn(auth, clock, username)
