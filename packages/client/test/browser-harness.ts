@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { AuthApp } from './helper.js'
 
 /** Where Debian's package puts the browser; `BATON_CHROMIUM` points elsewhere. */
 export const CHROMIUM = process.env.BATON_CHROMIUM ?? '/usr/bin/chromium'
@@ -72,7 +72,7 @@ document.documentElement.dataset.ready = 'true'
 `
 
 /** Adds `GET /harness/` (the page) and `GET /harness/client/<module>.js` (the SDK's dist) to the auth-service under test. */
-export async function harnessRoutes (app: FastifyInstance): Promise<void> {
+export async function harnessRoutes (app: AuthApp): Promise<void> {
   app.get('/harness/', async (_request, reply) => await reply.type('text/html; charset=utf-8').send(PAGE))
   app.get<{ Params: { module: string } }>('/harness/client/:module', async (request, reply) => {
     const { module } = request.params

@@ -1,9 +1,11 @@
 import tap, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
 import { freePort, startRedis, type TestRedis } from '@baton/test-redis'
 import { buildApp, loadConfig } from '@baton/auth-service'
 
 export const PASSWORD = 'correct horse battery staple'
+
+/** The auth-service's Fastify instance (the client depends on no Fastify of its own). */
+export type AuthApp = Awaited<ReturnType<typeof buildApp>>
 
 /** A clock the test moves by hand, shared by the auth-service and the client. */
 export interface TestClock {
@@ -30,7 +32,7 @@ async function sharedRedis (): Promise<TestRedis> {
 let services = 0
 
 export interface AuthService {
-  app: FastifyInstance
+  app: AuthApp
   /** `http://127.0.0.1:<port>`: the issuer and the base URL clients are given. */
   url: string
   /** Registers a user over HTTP; returns the username. */
@@ -47,7 +49,7 @@ export interface AuthService {
  * before it starts (the browser harness serves its page this way, from the
  * same origin).
  */
-export async function startAuthService (t: Test, env: Record<string, string> = {}, options: { clock?: TestClock, routes?: (app: FastifyInstance) => void | Promise<void> } = {}): Promise<AuthService> {
+export async function startAuthService (t: Test, env: Record<string, string> = {}, options: { clock?: TestClock, routes?: (app: AuthApp) => void | Promise<void> } = {}): Promise<AuthService> {
   const server = await sharedRedis()
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
