@@ -19,6 +19,20 @@ export function chromiumMissing (): string | undefined {
   return existsSync(CHROMIUM) ? undefined : `no chromium binary at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set BATON_CHROMIUM`
 }
 
+/**
+ * The `skip` option of a browser test: false when Chromium is there, else
+ * why not. On a developer's machine a missing browser skips, saying so; in
+ * CI (`CI` set and not `false`/`0`) it fails the run, since a skipped test
+ * proves nothing there.
+ */
+export function skipWithoutChromium (t: Test): string | false {
+  const missing = chromiumMissing()
+  if (missing === undefined) return false
+  if (!['', '0', 'false'].includes(process.env.CI ?? '')) t.fail(`the browser tests must run in CI: ${missing}`)
+  else t.comment(`browser tests skipped: ${missing}`)
+  return missing
+}
+
 // Headless, and nothing that talks to the network on its own or outlives the test.
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
