@@ -12,7 +12,7 @@ export type AuditEvent =
   | 'login.succeeded'
   | 'login.failed'
   | 'login.locked'
-  | 'refresh.race_absorbed'
+  | 'refresh.grace_retry'
   | 'refresh.reuse_detected'
   | 'refresh.grace_exhausted'
   | 'session.revoked'

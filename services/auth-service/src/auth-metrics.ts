@@ -4,7 +4,7 @@ import { counter, labelled } from '@baton/service-kit'
 import type { AuditEvent, AuditFields } from './audit.js'
 
 /** How a refresh grant ended, as counted by `baton_auth_refreshes_total{outcome}`. */
-export type RefreshOutcome = 'rotated' | 'race_absorbed' | 'reuse_detected' | 'grace_exhausted' | 'expired' | 'invalid_scope' | 'invalid'
+export type RefreshOutcome = 'rotated' | 'grace_retry' | 'reuse_detected' | 'grace_exhausted' | 'expired' | 'invalid_scope' | 'invalid'
 
 /** Token types of `baton_auth_tokens_issued_total{token_type}`. */
 export type IssuedTokenType = 'access_token' | 'refresh_token'
@@ -19,7 +19,7 @@ declare module 'fastify' {
 export class AuthMetrics {
   readonly #tokensIssued
   readonly #refreshes
-  readonly #racesAbsorbed
+  readonly #graceRetries
   readonly #reuseDetected
   readonly #revocations
   readonly #logins
@@ -28,7 +28,7 @@ export class AuthMetrics {
   constructor (app: FastifyInstance) {
     this.#tokensIssued = labelled(counter(app, 'baton_auth_tokens_issued_total', 'Tokens issued, by grant and token type', ['grant', 'token_type']))
     this.#refreshes = labelled(counter(app, 'baton_auth_refreshes_total', 'Refresh grants that reached the session store, by outcome', ['outcome']))
-    this.#racesAbsorbed = counter(app, 'baton_auth_refresh_races_absorbed_total', 'Retries of the just-rotated refresh token answered with the same successor')
+    this.#graceRetries = counter(app, 'baton_auth_refresh_grace_retries_total', 'Retries of the just-rotated refresh token answered with the same successor')
     this.#reuseDetected = counter(app, 'baton_auth_refresh_reuse_detected_total', 'Spent refresh tokens presented again: each revoked its session')
     this.#revocations = labelled(counter(app, 'baton_auth_revocations_total', 'Sessions and access tokens revoked, by kind and reason', ['kind', 'reason']))
     this.#logins = labelled(counter(app, 'baton_auth_logins_total', 'Password-grant attempts, by outcome', ['outcome']))
@@ -56,7 +56,7 @@ export class AuthMetrics {
         break
       }
       case 'registration.limited': this.#rateLimited('registration', fields.reason ?? 'unknown').inc(); break
-      case 'refresh.race_absorbed': this.#racesAbsorbed.inc(); break
+      case 'refresh.grace_retry': this.#graceRetries.inc(); break
       case 'refresh.reuse_detected': this.#reuseDetected.inc(); break
       case 'session.revoked': this.#revocations('session', fields.reason ?? 'unknown').inc(); break
       case 'access_token.revoked': this.#revocations('access_token', 'revocation_endpoint').inc(); break

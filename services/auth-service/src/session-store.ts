@@ -64,8 +64,8 @@ export interface SessionTokens {
 export type ReuseReason = 'spent_token' | 'other_network' | 'other_user_agent'
 
 export type RotateOutcome =
-  | ({ outcome: 'rotated' | 'replayed' } & SessionTokens)
-  | { outcome: 'reused', uid: string, sid: string, reason: ReuseReason }
+  | ({ outcome: 'rotated' | 'grace_retry' } & SessionTokens)
+  | { outcome: 'reuse_detected', uid: string, sid: string, reason: ReuseReason }
   | { outcome: 'malformed' | 'unknown' | 'wrong_client' | 'expired' | 'invalid_scope' | 'grace_exhausted', uid?: string, sid?: string }
 
 const REUSE_REASONS = new Set<string>(['spent_token', 'other_network', 'other_user_agent'])
@@ -185,12 +185,12 @@ export class SessionStore {
     if (outcome === 'rotated') {
       return { outcome, uid, sid, scope, username, refreshToken: successor.token }
     }
-    if (outcome === 'replayed' && value !== undefined) {
+    if (outcome === 'grace_retry' && value !== undefined) {
       const previousSuccessor = unsealSuccessor(value, presented.secret, sid)
       if (previousSuccessor !== undefined) return { outcome, uid, sid, scope, username, refreshToken: previousSuccessor }
       return { outcome: 'unknown', uid, sid }
     }
-    if (outcome === 'reused' && value !== undefined && REUSE_REASONS.has(value)) {
+    if (outcome === 'reuse_detected' && value !== undefined && REUSE_REASONS.has(value)) {
       await this.#feed?.sessionsEnded(uid, [sid])
       return { outcome, uid, sid, reason: value as ReuseReason }
     }

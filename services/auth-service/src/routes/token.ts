@@ -26,8 +26,8 @@ const INVALID_CREDENTIALS = 'invalid username or password'
 
 const REFRESH_OUTCOMES: Record<RotateOutcome['outcome'], RefreshOutcome> = {
   rotated: 'rotated',
-  replayed: 'race_absorbed',
-  reused: 'reuse_detected',
+  grace_retry: 'grace_retry',
+  reuse_detected: 'reuse_detected',
   expired: 'expired',
   invalid_scope: 'invalid_scope',
   grace_exhausted: 'grace_exhausted',
@@ -112,10 +112,10 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     app.authMetrics.refreshed(REFRESH_OUTCOMES[result.outcome])
     switch (result.outcome) {
       case 'rotated':
-      case 'replayed':
-        if (result.outcome === 'replayed') audit(request, 'refresh.race_absorbed', { user: result.uid, sid: result.sid, client_id: client.client_id })
+      case 'grace_retry':
+        if (result.outcome === 'grace_retry') audit(request, 'refresh.grace_retry', { user: result.uid, sid: result.sid, client_id: client.client_id })
         return tokenResponse('refresh_token', result, client, requested === '' ? result.scope : requested, result.outcome === 'rotated')
-      case 'reused':
+      case 'reuse_detected':
         audit(request, 'refresh.reuse_detected', { user: result.uid, sid: result.sid, client_id: client.client_id, reason: result.reason })
         audit(request, 'session.revoked', { user: result.uid, sid: result.sid, client_id: client.client_id, reason: 'refresh_token_reuse' })
         throw new BatonError('BATON_INVALID_GRANT', 'refresh token was already used; the session is revoked')
