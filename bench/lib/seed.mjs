@@ -7,8 +7,8 @@ import { SessionStore } from '../../services/auth-service/dist/session-store.js'
 import { RefreshTokenCodec } from '../../services/auth-service/dist/refresh-token.js'
 import { RedisUserStore } from '../../services/auth-service/dist/user-store.js'
 import { createPasswordHasher } from '../../services/auth-service/dist/password-hasher.js'
-import { defineScripts } from '../../services/auth-service/dist/plugins/redis.js'
-import { redisKeys } from '../../services/auth-service/dist/redis-keys.js'
+import { defineScripts } from '../../services/auth-service/dist/redis/scripts.js'
+import { redisKeys } from '../../services/auth-service/dist/redis/keys.js'
 import { randomId } from '../../services/auth-service/dist/refresh-token.js'
 
 const DAY_MS = 86_400_000

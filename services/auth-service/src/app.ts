@@ -4,7 +4,7 @@ import { AccessLogController, clientErrorHandler, countVerifyFailures, errorHand
 import { createStaticKeySource } from '@baton/verifier'
 import { verifierPlugin } from '@baton/verifier/fastify'
 import type { Config } from './config.js'
-import { redisKeys } from './redis-keys.js'
+import { redisKeys } from './redis/keys.js'
 import { redisPlugin } from './plugins/redis.js'
 import { keyringPlugin } from './plugins/keyring.js'
 import { rotationPolicy } from './key-rotation.js'

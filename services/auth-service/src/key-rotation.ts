@@ -1,9 +1,8 @@
-import type { Result } from 'ioredis'
-import type { RedisClient } from '@baton/service-kit'
+import type { RedisClient } from './redis/client.js'
 import type { AccessTokenAlgorithm } from '@baton/tokens'
 import type { Config } from './config.js'
 import { generateSigningKeyPem, kidOf } from './signing-key.js'
-import { defineLuaScripts } from './lua-scripts.js'
+import { defineScripts, type KeyRevocationStatus, type RotationMode, type RotationStatus } from './redis/scripts.js'
 
 /**
  * Rotation of the generated keyring. A key is
@@ -155,33 +154,6 @@ export function rotationDue (keys: readonly StoredSigningKey[], now: number, int
 // ---------------------------------------------------------------------------
 // Redis
 
-const SCRIPTS = {
-  batonRotateSigningKey: { file: 'rotate-signing-key.lua', keys: 1 },
-  batonRevokeSigningKey: { file: 'revoke-signing-key.lua', keys: 1 },
-  batonPruneSigningKeys: { file: 'prune-signing-keys.lua', keys: 1 }
-} as const
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    batonRotateSigningKey: (keyring: string, now: number, kid: string, alg: string, pem: string,
-      publishAheadMs: number, retireAfterMs: number, mode: RotationMode, intervalMs: number, maxKeys: number) => Result<[RotationStatus, string | null], Context>
-    batonRevokeSigningKey: (keyring: string, now: number, kid: string, replacementKid: string, alg: string, pem: string) => Result<[KeyRevocationStatus, string | null], Context>
-    batonPruneSigningKeys: (keyring: string, now: number, retireAfterMs: number) => Result<[number, string | null], Context>
-  }
-}
-
-/** Registers the keyring scripts on a client (once); the CLI's own client needs them too. */
-export function defineKeyringScripts (client: RedisClient): void {
-  defineLuaScripts(client, SCRIPTS)
-}
-
-/**
- * init: create the keyring if there is none. operator: add a pending key
- * unless one is pending. scheduled: the same, only when {@link rotationDue}.
- */
-export type RotationMode = 'init' | 'operator' | 'scheduled'
-export type RotationStatus = 'created' | 'added' | 'exists' | 'pending' | 'not-due' | 'full'
-
 export interface RotationResult {
   status: RotationStatus
   /** The key this call stored ('created' or 'added'). */
@@ -197,7 +169,7 @@ export interface RotationResult {
  * so with several instances (and operators) at once exactly one key is added.
  */
 export async function rotateSigningKey (redis: RedisClient, keyringKey: string, policy: RotationPolicy, mode: RotationMode, now: number): Promise<RotationResult> {
-  defineKeyringScripts(redis)
+  defineScripts(redis)
   const pem = generateSigningKeyPem()
   const kid = kidOf(pem)
   const [status, json] = await redis.batonRotateSigningKey(keyringKey, now, kid, 'EdDSA', pem,
@@ -207,9 +179,6 @@ export async function rotateSigningKey (redis: RedisClient, keyringKey: string, 
   const stored = status === 'created' || status === 'added' ? keys.find((key) => key.kid === kid) : undefined
   return { status, key: stored, keys, json }
 }
-
-/** replaced: the key was signing and a new one signs from now; removed: it was pending or retiring. */
-export type KeyRevocationStatus = 'replaced' | 'removed' | 'not-found'
 
 export interface KeyRevocationResult {
   status: KeyRevocationStatus
@@ -227,7 +196,7 @@ export interface KeyRevocationResult {
  * the same time cannot bring the key back as signer).
  */
 export async function revokeSigningKey (redis: RedisClient, keyringKey: string, kid: string, now: number): Promise<KeyRevocationResult> {
-  defineKeyringScripts(redis)
+  defineScripts(redis)
   const pem = generateSigningKeyPem()
   const replacementKid = kidOf(pem)
   const [status, json] = await redis.batonRevokeSigningKey(keyringKey, now, kid, replacementKid, 'EdDSA', pem)
@@ -238,7 +207,7 @@ export async function revokeSigningKey (redis: RedisClient, keyringKey: string, 
 
 /** Deletes retired keys; returns how many and the keyring as stored afterwards. */
 export async function pruneSigningKeys (redis: RedisClient, keyringKey: string, policy: RotationPolicy, now: number): Promise<{ removed: number, json: string | null }> {
-  defineKeyringScripts(redis)
+  defineScripts(redis)
   const [removed, json] = await redis.batonPruneSigningKeys(keyringKey, now, policy.retireAfterMs)
   return { removed, json }
 }

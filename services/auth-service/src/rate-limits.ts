@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
 import ipaddr from 'ipaddr.js'
-import type { RedisClient } from '@baton/service-kit'
+import type { RedisClient } from './redis/client.js'
 import { BatonError } from '@baton/tokens'
-import type { RedisKeys } from './redis-keys.js'
+import type { RedisKeys } from './redis/keys.js'
 import type { DeviceTokenCodec } from './device-token.js'
-import { storage } from './plugins/redis.js'
+import { storage } from './redis/errors.js'
 import { normalizeUsername } from './user-store.js'
 
 export interface RateLimitSettings {

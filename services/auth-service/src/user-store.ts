@@ -1,7 +1,7 @@
-import type { RedisClient } from '@baton/service-kit'
+import type { RedisClient } from './redis/client.js'
 import { BatonError } from '@baton/tokens'
-import type { RedisKeys } from './redis-keys.js'
-import { storage } from './plugins/redis.js'
+import type { RedisKeys } from './redis/keys.js'
+import { storage } from './redis/errors.js'
 import { isId, randomId } from './refresh-token.js'
 import { canonicalUsername, legacyUsernameKey } from './username.js'
 

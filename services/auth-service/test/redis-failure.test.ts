@@ -6,7 +6,7 @@ import { Redis } from 'ioredis'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { redisCommand, startRedis, type TestRedis } from '@baton/test-redis'
 import { buildApp, loadConfig } from '../src/app.js'
-import { scriptSha } from '../src/lua-scripts.js'
+import { scriptSha } from '../src/redis/scripts.js'
 import { register, login, refresh, bearer, decodeJwt } from './helper.js'
 
 const timed = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {

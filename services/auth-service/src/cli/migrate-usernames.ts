@@ -7,7 +7,7 @@
  */
 import { ConfigError, createRedisClient, describeRedisTarget } from '@baton/service-kit'
 import { loadConfig, type Config } from '../config.js'
-import { redisKeys } from '../redis-keys.js'
+import { redisKeys } from '../redis/keys.js'
 import { addCanonicalUsernameKeys } from '../username-migration.js'
 
 function fail (message: string): never {

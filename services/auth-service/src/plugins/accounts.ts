@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.js'
-import type { RedisKeys } from '../redis-keys.js'
+import type { RedisKeys } from '../redis/keys.js'
 import { RedisUserStore, type UserStore } from '../user-store.js'
 import { SessionStore, sessionLifetimes } from '../session-store.js'
 import { RefreshTokenCodec } from '../refresh-token.js'

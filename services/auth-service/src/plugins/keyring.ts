@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { RedisClient } from '@baton/service-kit'
 import { BatonError } from '@baton/tokens'
-import { storage } from './redis.js'
+import { storage } from '../redis/errors.js'
 import { parseSuppliedKeys, signingKeyFromPem, type PublishedKey, type SigningKey } from '../signing-key.js'
 import {
   DEFAULT_ROTATION_POLICY, keyStates, parseKeyring, pruneSigningKeys, rotateSigningKey, rotationDue, signerOf,

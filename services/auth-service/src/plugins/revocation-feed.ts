@@ -3,7 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { RedisClient } from '@baton/service-kit'
 import { counter } from '@baton/service-kit'
 import { encodeRevocationEvent, type RevocationEvent } from '@baton/tokens'
-import { withinRedisBudget, withoutRedisBudget } from '../redis-budget.js'
+import { withinRedisBudget, withoutRedisBudget } from '../redis/budget.js'
 
 /** Tells stateless verifiers what was revoked; never throws: the revocation itself has already happened. */
 export interface RevocationPublisher {

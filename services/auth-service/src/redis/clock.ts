@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks'
-import type { RedisClient } from '@baton/service-kit'
+import type { RedisClient } from './client.js'
+import { RedisBudgetSpentError, currentRedisBudget } from './budget.js'
+import { unavailable } from './errors.js'
 
 // Monotonic: a step of this host's clock (NTP, an operator) must not shift every deadline.
 const local = (): number => performance.timeOrigin + performance.now()
@@ -47,5 +49,31 @@ export class RedisClock {
   deadline (waitMs = this.#timeoutMs): number {
     if (this.#offsetMs === undefined) return 0
     return Math.floor(local() + this.#offsetMs + waitMs - this.#marginMs)
+  }
+
+  /**
+   * The Redis time (ms) after which a write sent now must not run; scripts
+   * that take it refuse later. In a request, the moment its Redis budget runs
+   * out; throws the 503 once too little is left to send one.
+   */
+  writeDeadline (): number {
+    const budget = currentRedisBudget()
+    if (budget === undefined) return this.deadline()
+    const left = budget.remainingMs()
+    // It could only run too late to be answered in time: not sent at all.
+    if (left <= this.#marginMs) throw unavailable(new RedisBudgetSpentError())
+    return this.deadline(left)
+  }
+
+  /**
+   * Measures the offset on every connection of `client` (it may be another
+   * server now) and every `intervalMs`; returns what stops it.
+   */
+  follow (client: RedisClient, intervalMs: number): () => void {
+    const sample = (): void => { if (client.status === 'ready') this.sample(client).catch(() => {}) }
+    client.on('ready', sample)
+    if (client.status === 'ready') sample()
+    const timer = setInterval(sample, intervalMs).unref()
+    return () => { clearInterval(timer); client.off('ready', sample) }
   }
 }
