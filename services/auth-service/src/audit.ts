@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { RateLimitedError } from './rate-limits.js'
+import { RateLimitedError } from './core/rate-limits.js'
 
 /**
  * Security events a SIEM can alert on, each a log line with `event` set to

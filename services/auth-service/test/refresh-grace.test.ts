@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { decodeRevocationEvent } from '@baton/tokens'
 import { loadConfig } from '../src/app.js'
-import { clientInstance } from '../src/session-store.js'
+import { clientInstance } from '../src/core/sessions/session-store.js'
 import { bearer, decodeJwt, register, setup, type TestContext, type Tokens } from './helper.js'
 
 const BROWSER = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'

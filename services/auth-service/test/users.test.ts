@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import type { RedisClient } from '@baton/service-kit'
 import { setup, register, decodeJwt } from './helper.js'
-import { randomId } from '../src/refresh-token.js'
+import { randomId } from '../src/core/ids.js'
 
 const MIGRATE = fileURLToPath(new URL('../dist/cli/migrate-usernames.js', import.meta.url))
 

@@ -1,15 +1,15 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { Config } from '../config.js'
+import { sessionLifetimes, type Config } from '../config.js'
 import type { RedisKeys } from '../redis/keys.js'
-import { RedisUserStore, type UserStore } from '../user-store.js'
-import { SessionStore, sessionLifetimes } from '../session-store.js'
-import { RefreshTokenCodec } from '../refresh-token.js'
-import { DeviceTokenCodec } from '../device-token.js'
-import { createPasswordHasher, type PasswordHasher } from '../password-hasher.js'
-import { createAccessTokenIssuer, type AccessTokenIssuer } from '../access-tokens.js'
-import { parseClients, type ClientConfig } from '../clients.js'
-import { RateLimiter } from '../rate-limits.js'
+import { RedisUserStore, type UserStore } from '../core/accounts/user-store.js'
+import { SessionStore } from '../core/sessions/session-store.js'
+import { RefreshTokenCodec } from '../core/sessions/refresh-token-codec.js'
+import { DeviceTokenCodec } from '../core/sessions/device-token.js'
+import { createPasswordHasher, type PasswordHasher } from '../core/accounts/password-hasher.js'
+import { createAccessTokenIssuer, type AccessTokenIssuer } from '../core/access-tokens.js'
+import { clientRegistry, type ClientConfig } from '../core/clients/clients.js'
+import { RateLimiter } from '../core/rate-limits.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,25 +34,12 @@ export interface AccountsOptions {
 /** The stores and token machinery the routes share. */
 export const accountsPlugin = fp(async function accounts (app: FastifyInstance, opts: AccountsOptions) {
   const { config, keys, now } = opts
-  // Built again only when the refresh-token secret changes.
-  function underCurrentSecret<T> (make: (secret: string) => T): () => T {
-    let made: T | undefined
-    let madeUnder: string | undefined
-    return () => {
-      const secret = app.keyring.refreshTokenSecret()
-      if (made === undefined || madeUnder !== secret) {
-        made = make(secret)
-        madeUnder = secret
-      }
-      return made
-    }
-  }
-  const currentCodec = underCurrentSecret((secret) => new RefreshTokenCodec(secret))
+  const refreshTokenSecret = (): string => app.keyring.refreshTokenSecret()
 
   app.decorate('config', config)
   app.decorate('clock', now)
   app.decorate('users', opts.users ?? new RedisUserStore(app.redis, keys, now, { deadline: app.redisDeadline }))
-  app.decorate('sessions', new SessionStore(app.redis, keys, currentCodec, sessionLifetimes(config), now, {
+  app.decorate('sessions', new SessionStore(app.redis, keys, new RefreshTokenCodec(refreshTokenSecret), sessionLifetimes(config), now, {
     // Half the command timeout for WAIT, so a replica that lags answers 503 before the command itself times out.
     replication: { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: Math.floor(config.REDIS_COMMAND_TIMEOUT / 2) },
     deadline: app.redisDeadline,
@@ -80,8 +67,8 @@ export const accountsPlugin = fp(async function accounts (app: FastifyInstance, 
     registrations: config.RATE_LIMIT_REGISTRATIONS,
     registrationWindowMs: config.RATE_LIMIT_REGISTRATION_WINDOW * 1000
   }, app.redisDeadline, {
-    deviceTokens: underCurrentSecret((secret) => new DeviceTokenCodec(secret, config.RATE_LIMIT_KNOWN_CLIENT_TTL)),
+    deviceTokens: new DeviceTokenCodec(refreshTokenSecret, config.RATE_LIMIT_KNOWN_CLIENT_TTL),
     now
   }))
-  app.decorate('clients', new Map((config.CLIENTS.length > 0 ? config.CLIENTS : parseClients([])).map((client) => [client.client_id, client])))
+  app.decorate('clients', clientRegistry(config.CLIENTS))
 }, { name: 'baton-accounts', fastify: '5.x', dependencies: ['baton-redis', 'baton-keyring', 'baton-revocation-feed'] })

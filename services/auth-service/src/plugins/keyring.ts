@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { RedisClient } from '@baton/service-kit'
+import type { RedisClient } from '../redis/client.js'
 import { BatonError } from '@baton/tokens'
 import { storage } from '../redis/errors.js'
-import { parseSuppliedKeys, signingKeyFromPem, type PublishedKey, type SigningKey } from '../signing-key.js'
+import { parseSuppliedKeys, signingKeyFromPem, type PublishedKey, type SigningKey } from '../core/keys/signing-key.js'
 import {
-  DEFAULT_ROTATION_POLICY, keyStates, parseKeyring, pruneSigningKeys, rotateSigningKey, rotationDue, signerOf,
-  type KeyState, type KeyStatus, type RotationPolicy, type RotationResult, type StoredSigningKey
-} from '../key-rotation.js'
-
-export { parseSigningKey, signingKeyFromPem } from '../signing-key.js'
-export type { PublicJwk, PublishedKey, SigningKey } from '../signing-key.js'
+  DEFAULT_ROTATION_POLICY, keyStates, parseKeyring, rotationDue, signerOf,
+  type KeyState, type KeyStatus, type RotationPolicy, type StoredSigningKey
+} from '../core/keys/rotation-policy.js'
+import { pruneSigningKeys, rotateSigningKey, type RotationResult } from '../core/keys/keyring-store.js'
 
 /** A key's state; operator-supplied keys after the first are just 'published'. */
 export type KeyringKeyState = KeyState | 'published'

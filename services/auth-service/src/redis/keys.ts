@@ -12,7 +12,7 @@ import { revocationStreamKey } from '@baton/tokens'
  *   <p>user:{<sub>}:revoked-token:<jti> string a revoked access token; TTL = until the token expires
  *   <p>username:<normalized name>     string the user id, by the RFC 8265 canonical name (older accounts: NFKC lower case)
  *   <p>signing-keys                   string JSON array of generated signing keys {kid, alg, pem, created_at, activate_at};
- *                                           no TTL, bounded: retired keys are deleted, at most MAX_SIGNING_KEYS (key-rotation.ts)
+ *                                           no TTL, bounded: retired keys are deleted, at most MAX_SIGNING_KEYS (core/keys/rotation-policy.ts)
  *   <p>signing-keys:changed           channel (pub/sub, not a key) on which operator commands announce a changed keyring
  *   <p>refresh-token-secret           string secret that authenticates refresh tokens
  *   <p>revocations                    stream the revocation feed for stateless verifiers; trimmed (MINID)

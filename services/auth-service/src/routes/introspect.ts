@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
-import { authenticateClient } from '../client-auth.js'
+import { authenticateClient } from '../core/clients/client-auth.js'
 import { TokenParameterSchema, liveAccessToken, looksLikeJwt } from './revoke.js'
 
 const IntrospectionResponseSchema = Type.Object({
@@ -33,7 +33,7 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
     }
   }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    const client = authenticateClient(request, request.body, app.clients)
+    const client = authenticateClient(request.headers.authorization, request.body, app.clients)
     // RFC 7662 §2.1: the endpoint must not become an oracle for anyone who asks.
     if (client.secretHash === undefined) throw new BatonError('BATON_INVALID_CLIENT', 'introspection needs client authentication')
     // RFC 7662 §4: only the resource servers the operator marked may read whose token it is.

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type Static } from 'typebox'
 import { OPENAPI_UI_PATH } from '@baton/service-kit'
-import { GRANT_TYPES, type ClientConfig } from '../clients.js'
+import { GRANT_TYPES, type ClientConfig } from '../core/clients/clients.js'
 import type { Config } from '../config.js'
 
 export const METADATA_PATH = '/.well-known/oauth-authorization-server'

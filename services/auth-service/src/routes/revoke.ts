@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema, isBatonError, type AccessTokenClaims } from '@baton/tokens'
-import { authenticateClient } from '../client-auth.js'
+import { authenticateClient } from '../core/clients/client-auth.js'
 import { audit } from '../audit.js'
 
 /** The body of RFC 7009 revocation and RFC 7662 introspection requests. */
@@ -42,7 +42,7 @@ export default async function revokeRoutes (app: FastifyInstance): Promise<void>
     }
   }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    const client = authenticateClient(request, request.body, app.clients)
+    const client = authenticateClient(request.headers.authorization, request.body, app.clients)
     const { token } = request.body
 
     if (!looksLikeJwt(token)) {

@@ -2,9 +2,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type Static } from 'typebox'
 import { BatonError, ErrorResponseSchema, TokenResponseSchema, formatScope, isSubsetOf, parseScope, type TokenResponse } from '@baton/tokens'
-import { authenticateClient } from '../client-auth.js'
-import type { ClientConfig, GrantType } from '../clients.js'
-import type { RequestContext, RotateOutcome, SessionTokens } from '../session-store.js'
+import { authenticateClient } from '../core/clients/client-auth.js'
+import type { ClientConfig, GrantType } from '../core/clients/clients.js'
+import type { RequestContext, RotateOutcome, SessionTokens } from '../core/sessions/session-store.js'
 import type { RefreshOutcome } from '../auth-metrics.js'
 import { admitted, audit } from '../audit.js'
 
@@ -151,7 +151,7 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
   }, async (request, reply) => {
     noStore(reply)
     const body = request.body
-    const client = authenticateClient(request, body, app.clients)
+    const client = authenticateClient(request.headers.authorization, body, app.clients)
     const grant = body.grant_type as GrantType
     if (!['password', 'refresh_token', 'client_credentials'].includes(grant)) {
       throw new BatonError('BATON_UNSUPPORTED_GRANT_TYPE', 'grant_type is not supported')

@@ -3,8 +3,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema, isBatonError } from '@baton/tokens'
 import { admitted, audit } from '../audit.js'
-import { normalizeUsername } from '../user-store.js'
-import { displayUsername, usernameProblem } from '../username.js'
+import { normalizeUsername } from '../core/accounts/user-store.js'
+import { displayUsername, usernameProblem } from '../core/accounts/username.js'
 import { requireUserSession } from './sessions.js'
 
 // Letters (with their combining marks, which many scripts cannot be written

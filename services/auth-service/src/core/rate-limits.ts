@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto'
 import ipaddr from 'ipaddr.js'
-import type { RedisClient } from './redis/client.js'
 import { BatonError } from '@baton/tokens'
-import type { RedisKeys } from './redis/keys.js'
-import type { DeviceTokenCodec } from './device-token.js'
-import { storage } from './redis/errors.js'
-import { normalizeUsername } from './user-store.js'
+import type { RedisClient } from '../redis/client.js'
+import type { RedisKeys } from '../redis/keys.js'
+import { storage } from '../redis/errors.js'
+import { normalizeUsername } from './accounts/user-store.js'
+import type { DeviceTokenCodec } from './sessions/device-token.js'
 
 export interface RateLimitSettings {
   /** Failed logins of one username per window, from clients it does not know and from each known client, before that budget is locked. */
@@ -55,9 +55,9 @@ export interface LoginAttempt {
   deviceToken: () => string
 }
 
-/** What makes clients known: the codec of device tokens under the current secret, and the clock they are issued by. */
+/** What makes clients known: the codec of device tokens, and the clock they are issued by. */
 export interface KnownClients {
-  deviceTokens: () => DeviceTokenCodec
+  deviceTokens: DeviceTokenCodec
   now: () => number
 }
 
@@ -127,7 +127,7 @@ export class RateLimiter {
     ])
     const account = accountDigest(username)
     const accountKey = account.toString('base64url')
-    const device = deviceToken === undefined ? undefined : this.#known.deviceTokens().deviceOf(deviceToken, account, this.#known.now())
+    const device = deviceToken === undefined ? undefined : this.#known.deviceTokens.deviceOf(deviceToken, account, this.#known.now())
     const budgets = [
       this.#keys.accountFailures(accountKey),
       device === undefined ? this.#keys.addressFailures(accountKey, bucket) : this.#keys.deviceFailures(accountKey, device)
@@ -146,7 +146,7 @@ export class RateLimiter {
           this.#count([[ipFailures, -1, 0, window, 'ip_failures']])
         ])
       },
-      deviceToken: () => this.#known.deviceTokens().issue(account, this.#known.now(), device)
+      deviceToken: () => this.#known.deviceTokens.issue(account, this.#known.now(), device)
     }
   }
 

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomFillSync, timingSafeEqual } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
+import { ID_BYTES, randomBytes } from '../ids.js'
 
 /*
  * A refresh token is opaque to clients: base64url of
@@ -14,7 +15,6 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, ran
  * touches Redis. Redis keeps only SHA-256 hashes of tokens.
  */
 const VERSION = 1
-const ID_BYTES = 16
 const SECRET_BYTES = 32
 const MAC_BYTES = 16
 const BODY_BYTES = 1 + 2 * ID_BYTES + SECRET_BYTES
@@ -35,30 +35,6 @@ export interface ParsedRefreshToken {
   secret: Buffer
 }
 
-// CSPRNG output drawn 4 KiB at a time: each rotation needs three small random
-// values, and a call into OpenSSL per value cost more than the bytes.
-const randomPool = Buffer.alloc(4096)
-let randomPoolOffset = randomPool.length
-
-/** `size` fresh bytes from the CSPRNG (a copy: no two callers share bytes). */
-export function randomBytes (size: number): Buffer {
-  if (size > randomPool.length) return randomFillSync(Buffer.alloc(size))
-  if (randomPoolOffset + size > randomPool.length) {
-    randomFillSync(randomPool)
-    randomPoolOffset = 0
-  }
-  const bytes = Buffer.from(randomPool.subarray(randomPoolOffset, randomPoolOffset + size))
-  // Spent bytes are wiped, so the pool never holds a secret already handed out.
-  randomPool.fill(0, randomPoolOffset, randomPoolOffset + size)
-  randomPoolOffset += size
-  return bytes
-}
-
-/** A fresh 128-bit identifier (users, sessions, token ids), base64url. */
-export function randomId (): string {
-  return randomBytes(ID_BYTES).toString('base64url')
-}
-
 /**
  * HKDF-SHA-256 (RFC 5869) for one 32-byte block, on two HMACs: the same
  * bytes as `hkdfSync('sha256', …, 32)`, which builds key objects on every
@@ -69,11 +45,31 @@ export function hkdfSha256 (ikm: Buffer, salt: Buffer, info: string): Buffer {
   return createHmac('sha256', prk).update(info).update(Buffer.of(1)).digest()
 }
 
-export class RefreshTokenCodec {
-  readonly #macKey: Buffer
+/**
+ * A server secret: fixed, or read at each use from where it is kept (the
+ * keyring loads it from Redis after start-up, and may have to replace it).
+ */
+export type ServerSecret = string | Buffer | (() => string)
 
-  constructor (serverSecret: string | Buffer) {
-    this.#macKey = Buffer.from(hkdfSync('sha256', serverSecret, Buffer.alloc(0), 'baton refresh-token mac', 32))
+/** A 32-byte key derived (HKDF-SHA-256) from a server secret for one purpose; derived again only when the secret changes. */
+export function derivedKey (secret: ServerSecret, purpose: string): () => Buffer {
+  let key: Buffer | undefined
+  let derivedFrom: string | Buffer | undefined
+  return () => {
+    const current = typeof secret === 'function' ? secret() : secret
+    if (key === undefined || current !== derivedFrom) {
+      key = Buffer.from(hkdfSync('sha256', current, Buffer.alloc(0), purpose, 32))
+      derivedFrom = current
+    }
+    return key
+  }
+}
+
+export class RefreshTokenCodec {
+  readonly #macKey: () => Buffer
+
+  constructor (serverSecret: ServerSecret) {
+    this.#macKey = derivedKey(serverSecret, 'baton refresh-token mac')
   }
 
   issue (uid: string, sid: string): IssuedRefreshToken {
@@ -89,12 +85,14 @@ export class RefreshTokenCodec {
 
   /** The token's parts if Baton issued it; undefined for anything malformed or forged. */
   parse (token: string): ParsedRefreshToken | undefined {
+    // The secret first: until it has loaded, every token is answered 503, well-formed or not.
+    const macKey = this.#macKey()
     if (token.length !== TOKEN_LENGTH || !BASE64URL.test(token)) return undefined
     const raw = Buffer.from(token, 'base64url')
     // Re-encoding rejects non-canonical spellings of the same bytes.
     if (raw.length !== TOKEN_BYTES || raw[0] !== VERSION || raw.toString('base64url') !== token) return undefined
     const mac = raw.subarray(BODY_BYTES)
-    if (!timingSafeEqual(mac, this.#mac(raw.subarray(0, BODY_BYTES)))) return undefined
+    if (!timingSafeEqual(mac, this.#mac(raw.subarray(0, BODY_BYTES), macKey))) return undefined
     return {
       uid: raw.subarray(1, 1 + ID_BYTES).toString('base64url'),
       sid: raw.subarray(1 + ID_BYTES, 1 + 2 * ID_BYTES).toString('base64url'),
@@ -103,8 +101,8 @@ export class RefreshTokenCodec {
     }
   }
 
-  #mac (body: Buffer): Buffer {
-    return createHmac('sha256', this.#macKey).update(body).digest().subarray(0, MAC_BYTES)
+  #mac (body: Buffer, macKey = this.#macKey()): Buffer {
+    return createHmac('sha256', macKey).update(body).digest().subarray(0, MAC_BYTES)
   }
 }
 
@@ -116,11 +114,6 @@ function writeId (target: Buffer, offset: number, id: string): void {
 
 function hashToken (raw: Buffer): string {
   return createHash('sha256').update(raw).digest('base64url')
-}
-
-/** True for a well-formed 128-bit base64url identifier. */
-export function isId (value: string): boolean {
-  return value.length === 22 && BASE64URL.test(value) && Buffer.from(value, 'base64url').toString('base64url') === value
 }
 
 function successorKey (predecessorSecret: Buffer, sid: string): Buffer {

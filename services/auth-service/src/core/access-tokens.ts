@@ -1,6 +1,6 @@
 import type { AccessTokenClaims } from '@baton/tokens'
-import type { Keyring } from './plugins/keyring.js'
-import { randomId } from './refresh-token.js'
+import { randomId } from './ids.js'
+import type { SigningKey } from './keys/signing-key.js'
 
 export interface AccessTokenSubject {
   sub: string
@@ -16,7 +16,7 @@ export interface AccessTokenIssuer {
   issue: (subject: AccessTokenSubject) => { token: string, expiresIn: number, claims: AccessTokenClaims }
 }
 
-export function createAccessTokenIssuer (options: { keyring: Keyring, issuer: string, audience: string, ttlSeconds: number, now: () => number }): AccessTokenIssuer {
+export function createAccessTokenIssuer (options: { keyring: { current: () => SigningKey }, issuer: string, audience: string, ttlSeconds: number, now: () => number }): AccessTokenIssuer {
   return {
     issue (subject) {
       const iat = Math.floor(options.now() / 1000)

@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify'
 import { BatonError } from '@baton/tokens'
 import { BUILT_IN_CLIENT_ID, clientSecretMatches, type ClientConfig } from './clients.js'
 
@@ -25,12 +24,12 @@ function decodeBasic (header: string): { id: string, secret: string } | undefine
 }
 
 /**
- * Identifies the client of a token or revocation request: HTTP Basic
- * (client_secret_basic), secret in the body (client_secret_post), a bare
- * client_id for a public client, or nothing at all for the built-in client.
+ * Identifies the client of a token or revocation request from its
+ * `Authorization` header and body: HTTP Basic (client_secret_basic), secret
+ * in the body (client_secret_post), a bare client_id for a public client, or
+ * nothing at all for the built-in client.
  */
-export function authenticateClient (request: FastifyRequest, body: ClientCredentialsInBody, clients: ReadonlyMap<string, ClientConfig>): ClientConfig {
-  const header = request.headers.authorization
+export function authenticateClient (header: string | undefined, body: ClientCredentialsInBody, clients: ReadonlyMap<string, ClientConfig>): ClientConfig {
   const basic = header === undefined ? undefined : decodeBasic(header)
   if (header !== undefined && basic === undefined) {
     throw new BatonError('BATON_INVALID_CLIENT', 'client authentication failed')

@@ -1,5 +1,6 @@
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
-import { randomId } from './refresh-token.js'
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { ID_BYTES, randomId } from '../ids.js'
+import { derivedKey, type ServerSecret } from './refresh-token-codec.js'
 
 /*
  * A device token is OWASP's "device cookie": a client that logged in to an
@@ -15,18 +16,17 @@ import { randomId } from './refresh-token.js'
  * of it is stored.
  */
 const VERSION = 1
-const ID_BYTES = 16
 const BODY_BYTES = 1 + ID_BYTES + 4
 const MAC_BYTES = 16
 const TOKEN_BYTES = BODY_BYTES + MAC_BYTES
 const TOKEN_LENGTH = Math.ceil(TOKEN_BYTES * 4 / 3)
 
 export class DeviceTokenCodec {
-  readonly #macKey: Buffer
+  readonly #macKey: () => Buffer
   readonly #ttlMs: number
 
-  constructor (serverSecret: string | Buffer, ttlSeconds: number) {
-    this.#macKey = Buffer.from(hkdfSync('sha256', serverSecret, Buffer.alloc(0), 'baton device-token mac', 32))
+  constructor (serverSecret: ServerSecret, ttlSeconds: number) {
+    this.#macKey = derivedKey(serverSecret, 'baton device-token mac')
     this.#ttlMs = ttlSeconds * 1000
   }
 
@@ -42,16 +42,18 @@ export class DeviceTokenCodec {
 
   /** The device id, if `token` was issued for `account` and has not expired; else undefined. */
   deviceOf (token: string, account: Buffer, nowMs: number): string | undefined {
+    // The secret first: until it has loaded, a login that presents a device token is answered 503.
+    const macKey = this.#macKey()
     if (token.length !== TOKEN_LENGTH) return undefined
     const raw = Buffer.from(token, 'base64url')
     // Re-encoding rejects non-canonical spellings of the same bytes.
     if (raw.length !== TOKEN_BYTES || raw[0] !== VERSION || raw.toString('base64url') !== token) return undefined
-    if (!timingSafeEqual(raw.subarray(BODY_BYTES), this.#mac(raw.subarray(0, BODY_BYTES), account))) return undefined
+    if (!timingSafeEqual(raw.subarray(BODY_BYTES), this.#mac(raw.subarray(0, BODY_BYTES), account, macKey))) return undefined
     if (raw.readUInt32BE(1 + ID_BYTES) * 1000 + this.#ttlMs <= nowMs) return undefined
     return raw.subarray(1, 1 + ID_BYTES).toString('base64url')
   }
 
-  #mac (body: Buffer, account: Buffer): Buffer {
-    return createHmac('sha256', this.#macKey).update(body).update(account).digest().subarray(0, MAC_BYTES)
+  #mac (body: Buffer, account: Buffer, macKey = this.#macKey()): Buffer {
+    return createHmac('sha256', macKey).update(body).update(account).digest().subarray(0, MAC_BYTES)
   }
 }

@@ -1,8 +1,8 @@
-import type { RedisClient } from './redis/client.js'
 import { BatonError } from '@baton/tokens'
-import type { RedisKeys } from './redis/keys.js'
-import { storage } from './redis/errors.js'
-import { isId, randomId } from './refresh-token.js'
+import type { RedisClient } from '../../redis/client.js'
+import type { RedisKeys } from '../../redis/keys.js'
+import { storage } from '../../redis/errors.js'
+import { isId, randomId } from '../ids.js'
 import { canonicalUsername, legacyUsernameKey } from './username.js'
 
 export interface UserRecord {

@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto'
 import type { ChainableCommander } from 'ioredis'
-import type { RedisClient } from './redis/client.js'
-import type { RedisKeys } from './redis/keys.js'
-import type { Config } from './config.js'
 import { BatonError } from '@baton/tokens'
-import { storage } from './redis/errors.js'
-import { replicatedWrite, type Replication } from './redis/replication.js'
-import { RefreshTokenCodec, isId, randomId, sealSuccessor, unsealSuccessor } from './refresh-token.js'
-import type { RevocationPublisher } from './plugins/revocation-feed.js'
-import { ipBucket } from './rate-limits.js'
+import type { RedisClient } from '../../redis/client.js'
+import type { RedisKeys } from '../../redis/keys.js'
+import { storage } from '../../redis/errors.js'
+import { replicatedWrite, type Replication } from '../../redis/replication.js'
+import { isId, randomId } from '../ids.js'
+import { ipBucket } from '../rate-limits.js'
+import type { RevocationPublisher } from '../revocation-publisher.js'
+import { sealSuccessor, unsealSuccessor, type RefreshTokenCodec } from './refresh-token-codec.js'
 
 export interface SessionLifetimes {
   /** A session ends this long after its last refresh (ms). */
@@ -20,17 +20,6 @@ export interface SessionLifetimes {
   /** How many such retries one rotation answers; further ones are refused. */
   graceRetries: number
   maxSessionsPerUser: number
-}
-
-/** The lifetimes the configuration sets, for every place that builds a session store. */
-export function sessionLifetimes (config: Config): SessionLifetimes {
-  return {
-    idleMs: config.REFRESH_TOKEN_TTL * 1000,
-    absoluteMs: config.SESSION_MAX_TTL * 1000,
-    graceMs: config.REFRESH_REUSE_GRACE * 1000,
-    graceRetries: config.REFRESH_GRACE_RETRIES,
-    maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
-  }
 }
 
 /** Who is asking: recorded on the session and checked on every refresh. */
@@ -109,7 +98,7 @@ const MAX_DECLARE_ROUNDS = 4
 export class SessionStore {
   readonly #redis: RedisClient
   readonly #keys: RedisKeys
-  readonly #codec: () => RefreshTokenCodec
+  readonly #codec: RefreshTokenCodec
   readonly #lifetimes: SessionLifetimes
   readonly #now: () => number
   readonly #replication: Replication
@@ -117,12 +106,12 @@ export class SessionStore {
   readonly #feed: RevocationPublisher | undefined
 
   /**
-   * `codec` is a getter: the refresh-token secret may arrive from Redis after start-up.
+   * `codec`: reads and issues refresh tokens under the secret in force.
    * `replication`: how many replicas must hold a session write before a token is handed out.
    * `deadline`: the Redis time after which a write sent now must not run (RedisClock).
    * `feed`: where ended sessions are announced to verifiers, if anywhere.
    */
-  constructor (redis: RedisClient, keys: RedisKeys, codec: () => RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number, options: SessionStoreOptions = {}) {
+  constructor (redis: RedisClient, keys: RedisKeys, codec: RefreshTokenCodec, lifetimes: SessionLifetimes, now: () => number, options: SessionStoreOptions = {}) {
     this.#replication = options.replication ?? { replicas: 0, timeoutMs: 0 }
     this.#deadline = options.deadline ?? (() => 0)
     this.#feed = options.feed
@@ -141,7 +130,7 @@ export class SessionStore {
   async create (session: NewSession, context: RequestContext): Promise<(SessionTokens & { evicted: string[] }) | undefined> {
     const now = this.#now()
     const sid = randomId()
-    const issued = this.#codec().issue(session.uid, sid)
+    const issued = this.#codec.issue(session.uid, sid)
     const absoluteExpiry = now + this.#lifetimes.absoluteMs
     const expiry = Math.min(now + this.#lifetimes.idleMs, absoluteExpiry)
     const fields = [
@@ -168,11 +157,10 @@ export class SessionStore {
    * any other reuse ends the session.
    */
   async rotate (refreshToken: string, context: RequestContext, requestedScope = ''): Promise<RotateOutcome> {
-    const codec = this.#codec()
-    const presented = codec.parse(refreshToken)
+    const presented = this.#codec.parse(refreshToken)
     if (presented === undefined) return { outcome: 'malformed' }
     const { uid, sid } = presented
-    const successor = codec.issue(uid, sid)
+    const successor = this.#codec.issue(uid, sid)
     const sealed = sealSuccessor(successor.token, presented.secret, sid)
     const instance = clientInstance(context)
     const reply = await this.#write<string[]>((redis) => redis.batonRotateRefresh(
@@ -213,7 +201,7 @@ export class SessionStore {
    * is genuine and belongs to `clientId`. Unknown or forged tokens are a no-op.
    */
   async revokeByRefreshToken (refreshToken: string, clientId: string): Promise<{ outcome: 'revoked' | 'not_found' | 'other_client', uid?: string, sid?: string }> {
-    const parsed = this.#codec().parse(refreshToken)
+    const parsed = this.#codec.parse(refreshToken)
     if (parsed === undefined) return { outcome: 'not_found' }
     const result = await this.#write<number>((redis) => redis.batonRevokeSession(this.#keys.session(parsed.uid, parsed.sid), this.#keys.sessionIndex(parsed.uid), parsed.sid, clientId))
     const outcome = result === 1 ? 'revoked' : result === -1 ? 'other_client' : 'not_found'
@@ -238,7 +226,7 @@ export class SessionStore {
 
   /** RFC 7662 view of a refresh token: its session's data if it is the session's current token. */
   async introspectRefreshToken (refreshToken: string): Promise<{ uid: string, sid: string, clientId: string, scope: string, username: string, exp: number, iat: number } | undefined> {
-    const parsed = this.#codec().parse(refreshToken)
+    const parsed = this.#codec.parse(refreshToken)
     if (parsed === undefined) return undefined
     const [current, clientId, scope, username, idleExpiry, absoluteExpiry, issuedAt, createdAt] = await storage(this.#redis.hmget(
       this.#keys.session(parsed.uid, parsed.sid), 'cur', 'client_id', 'scope', 'username', 'exp', 'abs_exp', 'prev_at', 'created_at'))

@@ -1,5 +1,5 @@
-import { isClusterClient, type RedisClient } from '@baton/service-kit'
-import type { RedisKeys } from './redis/keys.js'
+import { isClusterClient, type RedisClient } from '../../redis/client.js'
+import type { RedisKeys } from '../../redis/keys.js'
 import { canonicalUsername } from './username.js'
 
 export interface UsernameMigration {
