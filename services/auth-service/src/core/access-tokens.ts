@@ -1,6 +1,6 @@
 import type { AccessTokenClaims } from '@baton/tokens'
 import { randomId } from './ids.js'
-import type { SigningKey } from './keys/signing-key.js'
+import type { Keyring } from './keys/keyring.js'
 
 export interface AccessTokenSubject {
   sub: string
@@ -16,7 +16,7 @@ export interface AccessTokenIssuer {
   issue: (subject: AccessTokenSubject) => { token: string, expiresIn: number, claims: AccessTokenClaims }
 }
 
-export function createAccessTokenIssuer (options: { keyring: { current: () => SigningKey }, issuer: string, audience: string, ttlSeconds: number, now: () => number }): AccessTokenIssuer {
+export function createAccessTokenIssuer (options: { keyring: Pick<Keyring, 'current'>, issuer: string, audience: string, ttlSeconds: number, now: () => number }): AccessTokenIssuer {
   return {
     issue (subject) {
       const iat = Math.floor(options.now() / 1000)

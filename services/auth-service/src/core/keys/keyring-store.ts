@@ -1,10 +1,13 @@
+import { randomBytes } from 'node:crypto'
+import { BatonError } from '@baton/tokens'
 import type { RedisClient } from '../../redis/client.js'
+import { storage } from '../../redis/errors.js'
 import { defineScripts, type KeyRevocationStatus, type RotationMode, type RotationStatus } from '../../redis/scripts.js'
 import { parseKeyring, type RotationPolicy, type StoredSigningKey } from './rotation-policy.js'
 import { generateSigningKeyPem, kidOf } from './signing-key.js'
 
-// The writes to the generated keyring in Redis, each one atomic script; the
-// states they follow are rotation-policy.ts's.
+// The generated keyring and the refresh-token secret in Redis. The keyring's
+// writes are each one atomic script; the states they follow are rotation-policy.ts's.
 
 export interface RotationResult {
   status: RotationStatus
@@ -62,4 +65,19 @@ export async function pruneSigningKeys (redis: RedisClient, keyringKey: string, 
   defineScripts(redis)
   const [removed, json] = await redis.batonPruneSigningKeys(keyringKey, now, policy.retireAfterMs)
   return { removed, json }
+}
+
+/**
+ * The shared refresh-token secret: the stored one, else `held` (the one this
+ * instance already uses: Redis lost it) or a new one, written so that every
+ * instance reads the same.
+ */
+export async function loadRefreshSecret (redis: RedisClient, key: string, held: string | undefined): Promise<string> {
+  // Read first: a read-only replica can still serve what it holds.
+  const stored = await storage(redis.get(key))
+  if (stored !== null) return stored
+  await storage(redis.set(key, held ?? randomBytes(32).toString('base64url'), 'NX'))
+  const secret = await storage(redis.get(key))
+  if (secret === null) throw new BatonError('BATON_UNAVAILABLE', 'refresh-token secret could not be stored')
+  return secret
 }
