@@ -7,7 +7,10 @@ import { parseClients, type ClientConfig } from './core/clients/clients.js'
 import { SettingError } from './core/errors.js'
 import { MAX_SIGNING_KEYS, type RotationPolicy } from './core/keys/rotation-policy.js'
 import { parseSuppliedKeys } from './core/keys/signing-key.js'
+import type { Argon2Parameters } from './core/accounts/password-hasher.js'
+import type { RateLimitSettings } from './core/rate-limits.js'
 import type { SessionLifetimes } from './core/sessions/session-store.js'
+import type { Replication } from './redis/replication.js'
 
 export interface Config extends CommonConfig {
   REDIS_URL: string
@@ -197,6 +200,33 @@ export function sessionLifetimes (config: Config): SessionLifetimes {
     graceMs: config.REFRESH_REUSE_GRACE * 1000,
     graceRetries: config.REFRESH_GRACE_RETRIES,
     maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
+  }
+}
+
+/** How many replicas must hold a session write before a token is handed out. */
+export function sessionReplication (config: Config): Replication {
+  // Half the command timeout for WAIT, so a replica that lags answers 503 before the command itself times out.
+  return { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: Math.floor(config.REDIS_COMMAND_TIMEOUT / 2) }
+}
+
+export function rateLimitSettings (config: Config): RateLimitSettings {
+  return {
+    accountFailures: config.RATE_LIMIT_ACCOUNT_FAILURES,
+    ipFailures: config.RATE_LIMIT_IP_FAILURES,
+    failureWindowMs: config.RATE_LIMIT_FAILURE_WINDOW * 1000,
+    ipAttemptsPerMinute: config.RATE_LIMIT_IP_ATTEMPTS,
+    knownClientMs: config.RATE_LIMIT_KNOWN_CLIENT_TTL * 1000,
+    registrations: config.RATE_LIMIT_REGISTRATIONS,
+    registrationWindowMs: config.RATE_LIMIT_REGISTRATION_WINDOW * 1000
+  }
+}
+
+export function argon2Parameters (config: Config): Argon2Parameters {
+  return {
+    memoryKiB: config.ARGON2_MEMORY_KIB,
+    iterations: config.ARGON2_ITERATIONS,
+    parallelism: config.ARGON2_PARALLELISM,
+    concurrency: config.ARGON2_CONCURRENCY
   }
 }
 

@@ -117,6 +117,6 @@ t.test('at rest: Redis and the loaded configuration hold hashes, never a passwor
   for (const secret of [password, CLIENT_SECRET, tokens.refresh_token, rotated.refresh_token, tokens.access_token, rotated.access_token, tokens.device_token!]) {
     t.notOk(stored.includes(secret), `Redis holds no ${secret.slice(0, 10)}…`)
   }
-  const loaded = JSON.stringify(app.config.CLIENTS) + JSON.stringify([...app.clients.values()])
+  const loaded = JSON.stringify(app.config.CLIENTS) + JSON.stringify([...app.auth.clients.values()])
   t.notOk(loaded.includes(CLIENT_SECRET), 'the configuration kept in memory has no clear client secret')
 })

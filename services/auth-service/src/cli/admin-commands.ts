@@ -1,9 +1,9 @@
-import type { FastifyBaseLogger } from 'fastify'
-import type { RedisClient } from '@baton/service-kit'
-import { rotationPolicy, sessionLifetimes, type Config } from '../config.js'
+import { rotationPolicy, sessionLifetimes, sessionReplication, type Config } from '../config.js'
+import type { RedisClient } from '../redis/client.js'
 import type { RedisKeys } from '../redis/keys.js'
-import { auditOperator } from '../audit.js'
 import { defineScripts } from '../redis/scripts.js'
+import type { Logger } from '../core/logger.js'
+import { auditOperator } from '../observability/audit.js'
 import { RedisRevocationPublisher } from '../core/revocation-publisher.js'
 import { SessionStore } from '../core/sessions/session-store.js'
 import { RefreshTokenCodec } from '../core/sessions/refresh-token-codec.js'
@@ -29,7 +29,7 @@ export interface CommandContext {
   redis: RedisClient
   keys: RedisKeys
   /** Audit lines go here (stderr). */
-  log: FastifyBaseLogger
+  log: Logger
   /** Who runs the command, for the audit log. */
   operator: string
   now: () => number
@@ -48,7 +48,7 @@ function sessionStore (context: CommandContext, publisher: RedisRevocationPublis
   const { config } = context
   const noSecret = (): never => { throw new Error('refresh tokens are neither issued nor read by operator commands') }
   return new SessionStore(context.redis, context.keys, new RefreshTokenCodec(noSecret), sessionLifetimes(config), context.now, {
-    replication: { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: Math.floor(config.REDIS_COMMAND_TIMEOUT / 2) },
+    replication: sessionReplication(config),
     feed: publisher
   })
 }

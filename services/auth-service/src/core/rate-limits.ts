@@ -5,6 +5,7 @@ import type { RedisClient } from '../redis/client.js'
 import type { RedisKeys } from '../redis/keys.js'
 import { storage } from '../redis/errors.js'
 import { normalizeUsername } from './accounts/user-store.js'
+import type { AuditFields, Events, LimitName, LimitedAction } from './events.js'
 import type { DeviceTokenCodec } from './sessions/device-token.js'
 
 export interface RateLimitSettings {
@@ -21,9 +22,6 @@ export interface RateLimitSettings {
   registrations: number
   registrationWindowMs: number
 }
-
-/** Which limit refused an attempt: the `limit` of a `login.locked` audit event. */
-export type LimitName = 'ip_attempts' | 'ip_failures' | 'account_failures' | 'ip_registrations'
 
 /** How an account knows a client, which then has a failure budget of its own: a device token, or the address of a login that succeeded. */
 export type KnownClient = 'device' | 'address'
@@ -174,5 +172,27 @@ export class RateLimiter {
     args.push(this.#deadline())
     const [waitMs, refusedBy, first] = await storage(this.#redis.batonRateLimit(counters.length, ...args))
     if (waitMs > 0) throw new RateLimitedError(counters[refusedBy - 1]![4], waitMs, first === 1)
+  }
+}
+
+/**
+ * Awaits a rate-limit admission for `action`. A refusal is counted, and
+ * audited (`login.locked`, `registration.limited`) with the limit that
+ * refused as its reason (and `known_client` when a known client's own budget
+ * is spent). Only the first refusal of a limit's window is audited, so a
+ * flood of 429s is one warning per address (or account) and window.
+ */
+export async function admitted<T> (admission: Promise<T>, action: LimitedAction, events: Events, fields: AuditFields = {}): Promise<T> {
+  try {
+    return await admission
+  } catch (error) {
+    if (error instanceof RateLimitedError) {
+      events.rateLimited(action, error.limit)
+      if (error.firstRefusal) {
+        events.audit(action === 'registration' ? 'registration.limited' : 'login.locked',
+          { ...fields, reason: error.limit, known_client: error.knownClient, retry_after_ms: error.retryAfterMs })
+      }
+    }
+    throw error
   }
 }

@@ -22,6 +22,9 @@ export interface RevocationPublisherOptions {
   retryDelaysMs?: readonly number[]
 }
 
+/** What became of one append: published, given up after the retries (failed), or tried again (retried). */
+export type AppendOutcome = 'published' | 'failed' | 'retried'
+
 const RETRY_DELAYS_MS = [100, 200, 400, 800, 1600]
 
 /**
@@ -41,12 +44,12 @@ export class RedisRevocationPublisher implements RevocationPublisher {
   readonly #redis: RedisClient
   readonly #opts: RevocationPublisherOptions
   readonly #log: Logger
-  readonly #outcomes: (outcome: 'published' | 'failed' | 'retried') => void
+  readonly #outcomes: (outcome: AppendOutcome) => void
   readonly #pending = new Set<NodeJS.Timeout>()
   /** How long the stream keeps an entry: the longest an access token lives, with the skew on both sides. */
   readonly #keepMs: number
 
-  constructor (redis: RedisClient, opts: RevocationPublisherOptions, log: Logger, outcomes: (outcome: 'published' | 'failed' | 'retried') => void) {
+  constructor (redis: RedisClient, opts: RevocationPublisherOptions, log: Logger, outcomes: (outcome: AppendOutcome) => void) {
     this.#redis = redis
     this.#opts = opts
     this.#log = log

@@ -7,6 +7,7 @@ import { storage } from '../../redis/errors.js'
 import { replicatedWrite, type Replication } from '../../redis/replication.js'
 import { isId, randomId } from '../ids.js'
 import { ipBucket } from '../rate-limits.js'
+import type { Requester } from '../request-context.js'
 import type { RevocationPublisher } from '../revocation-publisher.js'
 import { sealSuccessor, unsealSuccessor, type RefreshTokenCodec } from './refresh-token-codec.js'
 
@@ -20,13 +21,6 @@ export interface SessionLifetimes {
   /** How many such retries one rotation answers; further ones are refused. */
   graceRetries: number
   maxSessionsPerUser: number
-}
-
-/** Who is asking: recorded on the session and checked on every refresh. */
-export interface RequestContext {
-  clientId: string
-  userAgent: string
-  ip: string
 }
 
 export interface NewSession {
@@ -65,7 +59,7 @@ const REUSE_REASONS = new Set<string>(['spent_token', 'other_network', 'other_us
  * IPv4 address, an IPv6 /64) and the same user agent, hashed so that its
  * length is bounded whatever the header holds.
  */
-export function clientInstance (context: Pick<RequestContext, 'ip' | 'userAgent'>): { network: string, userAgent: string } {
+export function clientInstance (context: Pick<Requester, 'ip' | 'userAgent'>): { network: string, userAgent: string } {
   return { network: ipBucket(context.ip), userAgent: createHash('sha256').update(context.userAgent).digest('base64url') }
 }
 
@@ -127,7 +121,7 @@ export class SessionStore {
    * evicted to stay under the per-user maximum; undefined, creating nothing,
    * when the user's credentials changed after `credentialVersion` was read.
    */
-  async create (session: NewSession, context: RequestContext): Promise<(SessionTokens & { evicted: string[] }) | undefined> {
+  async create (session: NewSession, context: Requester): Promise<(SessionTokens & { evicted: string[] }) | undefined> {
     const now = this.#now()
     const sid = randomId()
     const issued = this.#codec.issue(session.uid, sid)
@@ -156,7 +150,7 @@ export class SessionStore {
    * that rotated it, gets the same successor back, a bounded number of times;
    * any other reuse ends the session.
    */
-  async rotate (refreshToken: string, context: RequestContext, requestedScope = ''): Promise<RotateOutcome> {
+  async rotate (refreshToken: string, context: Requester, requestedScope = ''): Promise<RotateOutcome> {
     const presented = this.#codec.parse(refreshToken)
     if (presented === undefined) return { outcome: 'malformed' }
     const { uid, sid } = presented

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs'
 import type { OpenApiOptions } from '@baton/service-kit'
-import type { Config } from '../config.js'
+import type { Config } from '../../config.js'
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
 
 /** What the auth-service's OpenAPI document says about itself; the paths come from the route schemas. */
 export function authOpenApiOptions (config: Pick<Config, 'ISSUER'>): OpenApiOptions {

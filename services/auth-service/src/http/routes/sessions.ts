@@ -1,8 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
-import { audit } from '../audit.js'
+import { eventsOf, noStore, requireUserSession } from '../route-helpers.js'
 
 const SessionSchema = Type.Object({
   id: Type.String({ description: 'The `sid` of this session\'s access tokens' }),
@@ -14,18 +14,13 @@ const SessionSchema = Type.Object({
   current: Type.Boolean({ description: 'True for the session of the token that asked' })
 })
 
-/** Session routes act for a user: a client_credentials token has no session to speak for. */
-export async function requireUserSession (request: FastifyRequest): Promise<void> {
-  if (request.auth.sid === undefined) throw new BatonError('BATON_INVALID_TOKEN', 'a user\'s access token is required')
-}
-
 const Errors = { '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
 
 export default async function sessionRoutes (app: FastifyInstance): Promise<void> {
   const server = app.withTypeProvider<TypeBoxTypeProvider>()
   server.addHook('onRequest', app.authenticate)
   server.addHook('preHandler', requireUserSession)
-  server.addHook('onSend', async (_request, reply) => { reply.header('cache-control', 'no-store') })
+  server.addHook('onSend', noStore)
 
   server.get('/sessions', {
     schema: {
@@ -35,7 +30,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
       response: { 200: Type.Object({ sessions: Type.Array(SessionSchema) }), ...Errors }
     }
   }, async (request) => {
-    const sessions = await app.sessions.list(request.auth.sub)
+    const sessions = await app.auth.sessions.list(request.auth.sub)
     return { sessions: sessions.map((session) => ({ ...session, current: session.id === request.auth.sid })) }
   })
 
@@ -48,10 +43,10 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
       response: { 204: Type.Null(), ...Errors }
     }
   }, async (request, reply) => {
-    if (!await app.sessions.revoke(request.auth.sub, request.params.id)) {
+    if (!await app.auth.sessions.revoke(request.auth.sub, request.params.id)) {
       throw new BatonError('BATON_NOT_FOUND', 'no such session')
     }
-    audit(request, 'session.revoked', { user: request.auth.sub, sid: request.params.id, client_id: request.auth.client_id, reason: 'logout' })
+    eventsOf(request).audit('session.revoked', { user: request.auth.sub, sid: request.params.id, client_id: request.auth.client_id, reason: 'logout' })
     return await reply.code(204).send(null)
   })
 
@@ -63,8 +58,9 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
       response: { 204: Type.Null(), ...Errors }
     }
   }, async (request, reply) => {
-    const ended = await app.sessions.revokeAll(request.auth.sub)
-    for (const sid of ended) audit(request, 'session.revoked', { user: request.auth.sub, sid, client_id: request.auth.client_id, reason: 'logout_everywhere' })
+    const ended = await app.auth.sessions.revokeAll(request.auth.sub)
+    const events = eventsOf(request)
+    for (const sid of ended) events.audit('session.revoked', { user: request.auth.sub, sid, client_id: request.auth.client_id, reason: 'logout_everywhere' })
     return await reply.code(204).send(null)
   })
 }

@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
-import { authenticateClient } from '../core/clients/client-auth.js'
-import { TokenParameterSchema, liveAccessToken, looksLikeJwt } from './revoke.js'
+import { authenticateClient } from '../../core/clients/client-auth.js'
+import { TokenParameterSchema, liveAccessToken, looksLikeJwt, noStore } from '../route-helpers.js'
 
 const IntrospectionResponseSchema = Type.Object({
   active: Type.Boolean(),
@@ -21,6 +21,7 @@ const IntrospectionResponseSchema = Type.Object({
 })
 
 export default async function introspectRoutes (app: FastifyInstance): Promise<void> {
+  app.addHook('onSend', noStore)
   app.withTypeProvider<TypeBoxTypeProvider>().post('/oauth/introspect', {
     schema: {
       description: 'RFC 7662 token introspection, for confidential clients marked `"introspection": true` in `CLIENTS` (resource servers): `active` is false for expired, revoked, unknown and foreign tokens. Another confidential client gets `403 unauthorized_client`; a public or unauthenticated one `401 invalid_client`.',
@@ -31,9 +32,8 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
       body: TokenParameterSchema,
       response: { 200: IntrospectionResponseSchema, '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
     }
-  }, async (request, reply) => {
-    reply.header('cache-control', 'no-store')
-    const client = authenticateClient(request.headers.authorization, request.body, app.clients)
+  }, async (request) => {
+    const client = authenticateClient(request.headers.authorization, request.body, app.auth.clients)
     // RFC 7662 §2.1: the endpoint must not become an oracle for anyone who asks.
     if (client.secretHash === undefined) throw new BatonError('BATON_INVALID_CLIENT', 'introspection needs client authentication')
     // RFC 7662 §4: only the resource servers the operator marked may read whose token it is.
@@ -41,7 +41,7 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
     const { token } = request.body
 
     if (!looksLikeJwt(token)) {
-      const session = await app.sessions.introspectRefreshToken(token)
+      const session = await app.auth.sessions.introspectRefreshToken(token)
       if (session === undefined) return { active: false }
       return {
         active: true,

@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type Static } from 'typebox'
 import { OPENAPI_UI_PATH } from '@baton/service-kit'
-import { GRANT_TYPES, type ClientConfig } from '../core/clients/clients.js'
-import type { Config } from '../config.js'
+import { GRANT_TYPES, type ClientConfig } from '../../core/clients/clients.js'
+import type { Config } from '../../config.js'
 
 export const METADATA_PATH = '/.well-known/oauth-authorization-server'
 
@@ -68,7 +68,7 @@ export function authorizationServerMetadata (config: Pick<Config, 'ISSUER' | 'DE
 }
 
 export default async function metadataRoutes (app: FastifyInstance): Promise<void> {
-  const metadata = authorizationServerMetadata(app.config, app.clients.values())
+  const metadata = authorizationServerMetadata(app.config, app.auth.clients.values())
   // RFC 8414 §3.1: for an issuer with a path, clients insert the well-known
   // segment before that path; a proxy that forwards it finds it here too.
   const issuerPath = new URL(app.config.ISSUER).pathname.replace(/\/$/, '')

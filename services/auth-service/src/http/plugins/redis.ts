@@ -1,10 +1,12 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { createRedisClient, histogram, isClusterClient, labelled, type RedisClient, type RedisTarget } from '@baton/service-kit'
-import { defineScripts } from '../redis/scripts.js'
-import { RedisClock } from '../redis/clock.js'
-import { RedisBudget, runWithRedisBudget } from '../redis/budget.js'
-import { timeCommands } from '../redis/timing.js'
+import { createRedisClient, type RedisClient, type RedisTarget } from '@baton/service-kit'
+import { defineScripts } from '../../redis/scripts.js'
+import { RedisClock } from '../../redis/clock.js'
+import { RedisBudget, runWithRedisBudget } from '../../redis/budget.js'
+import { timeCommands } from '../../redis/timing.js'
+import { writeProblem } from '../../redis/readiness.js'
+import type { AuthMetrics } from '../../observability/metrics.js'
 
 const CLOCK_SAMPLE_INTERVAL_MS = 5000
 
@@ -24,7 +26,9 @@ export interface RedisPluginOptions {
   target: RedisTarget | string
   commandTimeoutMs: number
   /** A client the caller owns (and closes); the plugin only defines its scripts on it. */
-  client?: RedisClient
+  client?: RedisClient | undefined
+  /** Told every command's round trip. */
+  metrics: AuthMetrics
 }
 
 /**
@@ -48,12 +52,7 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
   const stopClock = clock.follow(client, CLOCK_SAMPLE_INTERVAL_MS)
   app.addHook('onClose', async () => { stopClock() })
 
-  if (app.hasDecorator('metrics')) {
-    const latency = histogram(app, 'baton_auth_redis_command_duration_seconds', 'Redis round trips as the service sees them, by command or script, failures and timeouts included',
-      ['command'], [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
-    const byCommand = labelled(latency)
-    timeCommands(client, (label, seconds) => { byCommand(label).observe(seconds) })
-  }
+  timeCommands(client, (label, seconds) => { opts.metrics.redisCommand(label, seconds) })
 
   let lastErrorLog = 0
   client.on('error', (error: Error) => {
@@ -65,18 +64,7 @@ export const redisPlugin = fp(async function redis (app: FastifyInstance, opts: 
   })
   client.on('ready', () => { app.log.info('redis ready') })
 
-  app.addReadinessCheck('redis', async () => {
-    if (client.status !== 'ready') return `redis is ${client.status}`
-    if (isClusterClient(client)) {
-      // A cluster client stays ready while a master is down; the cluster itself knows better. It routes writes to masters itself.
-      const info = await client.cluster('INFO')
-      const state = /^cluster_state:(\w+)/m.exec(info)?.[1]
-      return state === 'ok' ? undefined : `redis cluster is ${state ?? 'unknown'}`
-    }
-    // A replica answers reads but refuses every write: not ready to serve logins or refreshes.
-    const [role] = await client.role() as [string, ...unknown[]]
-    return role === 'master' ? undefined : `redis is a read-only ${role}`
-  })
+  app.addReadinessCheck('redis', async () => await writeProblem(client))
 
   if (opts.client === undefined) {
     // Start even when Redis is down: /readyz says so, requests get 503, and the reconnect loop keeps trying.
