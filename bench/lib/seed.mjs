@@ -3,13 +3,7 @@
 // REFRESH_TOKEN_SECRET the running service uses. A login per refresh token
 // would spend one argon2 hash each, far slower than the rotation under test.
 import { Redis } from 'ioredis'
-import { SessionStore } from '../../services/auth-service/dist/core/sessions/session-store.js'
-import { RefreshTokenCodec } from '../../services/auth-service/dist/core/sessions/refresh-token-codec.js'
-import { RedisUserStore } from '../../services/auth-service/dist/core/accounts/user-store.js'
-import { createPasswordHasher } from '../../services/auth-service/dist/core/accounts/password-hasher.js'
-import { defineScripts } from '../../services/auth-service/dist/redis/scripts.js'
-import { redisKeys } from '../../services/auth-service/dist/redis/keys.js'
-import { randomId } from '../../services/auth-service/dist/core/ids.js'
+import { RedisUserStore, RefreshTokenCodec, SessionStore, createPasswordHasher, defineScripts, randomId, redisKeys } from '@baton/auth-service/core'
 
 const DAY_MS = 86_400_000
 

@@ -13,7 +13,6 @@ import type { SessionLifetimes } from './core/sessions/session-store.js'
 import type { Replication } from './redis/replication.js'
 
 export interface Config extends CommonConfig {
-  REDIS_URL: string
   /** Where Redis is: REDIS_CLUSTER_NODES, else REDIS_SENTINELS, else REDIS_URL. */
   REDIS: RedisTarget
   /** Milliseconds a Redis command may take before the request fails with 503. */
@@ -77,7 +76,6 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
   const refreshIdle = read.duration('REFRESH_TOKEN_TTL', '14d', 60)
   const config: Config = {
     ...common,
-    REDIS_URL: read.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     REDIS: readRedisTarget(read),
     REDIS_COMMAND_TIMEOUT: read.int('REDIS_COMMAND_TIMEOUT', 1000, 50, 60_000),
     REDIS_WAIT_REPLICAS: read.int('REDIS_WAIT_REPLICAS', 0, 0, 16),

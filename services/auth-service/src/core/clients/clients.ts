@@ -22,7 +22,7 @@ export interface ClientConfig {
 const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/
 
 /** Client secrets are long random strings, so one SHA-256 is a sound hash; a `sha256:` prefix takes a pre-hashed value. */
-export function hashClientSecret (secret: string): Buffer {
+function hashClientSecret (secret: string): Buffer {
   return createHash('sha256').update(secret).digest()
 }
 

@@ -32,7 +32,7 @@ function algorithmOf (key: KeyObject): AccessTokenAlgorithm {
 }
 
 /** Reads a private key and names its algorithm; throws for key types Baton does not sign with. */
-export function parseSigningKey (pem: string): { privateKey: KeyObject, alg: AccessTokenAlgorithm } {
+function parseSigningKey (pem: string): { privateKey: KeyObject, alg: AccessTokenAlgorithm } {
   const privateKey = createPrivateKey(pem)
   return { privateKey, alg: algorithmOf(privateKey) }
 }
@@ -73,7 +73,7 @@ export function signingKeyFromPem (pem: string): SigningKey {
 }
 
 /** A private key (its public half is used) or an SPKI public key, for a key that is published but does not sign. */
-export function publishedKeyFromPem (pem: string): PublishedKey {
+function publishedKeyFromPem (pem: string): PublishedKey {
   const publicKey = createPublicKey(pem)
   return publishedKeyFrom(publicKey, algorithmOf(publicKey))
 }
@@ -95,7 +95,7 @@ const PEM_BLOCK = /-----BEGIN ([A-Z ]+)-----[\s\S]*?-----END \1-----/g
  * blocks let an operator rotate a supplied key: the first signs, the others
  * are only published.
  */
-export function splitPemBlocks (text: string): Array<{ label: string, pem: string }> {
+function splitPemBlocks (text: string): Array<{ label: string, pem: string }> {
   return [...text.matchAll(PEM_BLOCK)]
     .map((match) => ({ label: match[1]!, pem: `${match[0]}\n` }))
     // `openssl ecparam -genkey` writes the curve before a SEC1 key; the key names its curve itself.
