@@ -8,7 +8,7 @@ import { SettingError } from './core/errors.js'
 import { MAX_SIGNING_KEYS, type RotationPolicy } from './core/keys/rotation-policy.js'
 import { parseSuppliedKeys } from './core/keys/signing-key.js'
 import type { Argon2Parameters } from './core/accounts/password-hasher.js'
-import type { RateLimitSettings } from './core/rate-limits.js'
+import type { RateLimitSettings } from './core/accounts/rate-limits.js'
 import type { SessionLifetimes } from './core/sessions/session-store.js'
 import type { Replication } from './redis/replication.js'
 

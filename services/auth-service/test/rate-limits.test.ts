@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { setup, register, login, refresh, bearer, keysWithTtl, testClock } from './helper.js'
-import { ipBucket } from '../src/core/rate-limits.js'
+import { ipBucket } from '../src/core/ip-bucket.js'
 
 const WRONG = 'not the password at all'
 

@@ -1,9 +1,9 @@
 import { BatonError } from '@baton/tokens'
-import { admitted, type RateLimiter } from '../rate-limits.js'
 import type { RequestContext } from '../request-context.js'
 import type { SessionStore } from '../sessions/session-store.js'
 import type { PasswordHasher } from './password-hasher.js'
 import { checkPasswordStrength } from './password-policy.js'
+import { admitted, type RateLimiter } from './rate-limits.js'
 import type { UserStore } from './user-store.js'
 
 export interface PasswordChangeDeps {

@@ -1,8 +1,8 @@
 import { BatonError, isBatonError } from '@baton/tokens'
 import type { Events } from '../events.js'
-import { admitted, type RateLimiter } from '../rate-limits.js'
 import type { PasswordHasher } from './password-hasher.js'
 import { checkPasswordStrength } from './password-policy.js'
+import { admitted, type RateLimiter } from './rate-limits.js'
 import type { UserRecord, UserStore } from './user-store.js'
 import { displayUsername, usernameProblem } from './username.js'
 

@@ -1,9 +1,9 @@
 import { BatonError, isSubsetOf, parseScope, type TokenResponse } from '@baton/tokens'
 import type { AccessTokenIssuer } from '../access-tokens.js'
 import type { PasswordHasher } from '../accounts/password-hasher.js'
+import type { RateLimiter } from '../accounts/rate-limits.js'
 import type { UserStore } from '../accounts/user-store.js'
 import type { ClientConfig, GrantType } from '../clients/clients.js'
-import type { RateLimiter } from '../rate-limits.js'
 import type { RequestContext } from '../request-context.js'
 import type { SessionStore, SessionTokens } from '../sessions/session-store.js'
 

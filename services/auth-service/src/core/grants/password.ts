@@ -1,5 +1,5 @@
 import { BatonError, formatScope, parseScope } from '@baton/tokens'
-import { admitted } from '../rate-limits.js'
+import { admitted } from '../accounts/rate-limits.js'
 import { grantScope, sessionTokenResponse, type Grant, type GrantDeps } from './grant.js'
 
 const INVALID_CREDENTIALS = 'invalid username or password'

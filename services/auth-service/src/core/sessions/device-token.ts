@@ -6,7 +6,7 @@ import { derivedKey, type ServerSecret } from './refresh-token-codec.js'
  * A device token is OWASP's "device cookie": a client that logged in to an
  * account gets one, and by presenting it at later logins to that account
  * proves that it has logged in before, so its failures count against a budget
- * of its own (rate-limits.ts). It grants nothing else. base64url of
+ * of its own (accounts/rate-limits.ts). It grants nothing else. base64url of
  *
  *   version (1) | device id (16) | issued at, seconds (4) | MAC (16)
  *

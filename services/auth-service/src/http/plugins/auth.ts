@@ -7,7 +7,7 @@ import { createPasswordHasher, type PasswordHasher } from '../../core/accounts/p
 import { RedisUserStore, type UserStore } from '../../core/accounts/user-store.js'
 import { clientRegistry, type ClientConfig } from '../../core/clients/clients.js'
 import { createGrants, type Grants } from '../../core/grants/index.js'
-import { RateLimiter } from '../../core/rate-limits.js'
+import { RateLimiter } from '../../core/accounts/rate-limits.js'
 import { DeviceTokenCodec } from '../../core/sessions/device-token.js'
 import { RefreshTokenCodec } from '../../core/sessions/refresh-token-codec.js'
 import { SessionStore } from '../../core/sessions/session-store.js'

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
-import ipaddr from 'ipaddr.js'
 import { BatonError } from '@baton/tokens'
-import type { RedisClient } from '../redis/client.js'
-import type { RedisKeys } from '../redis/keys.js'
-import { storage } from '../redis/errors.js'
-import { normalizeUsername } from './accounts/user-store.js'
-import type { AuditFields, Events, LimitName, LimitedAction } from './events.js'
-import type { DeviceTokenCodec } from './sessions/device-token.js'
+import type { RedisClient } from '../../redis/client.js'
+import type { RedisKeys } from '../../redis/keys.js'
+import { storage } from '../../redis/errors.js'
+import type { AuditFields, Events, LimitName, LimitedAction } from '../events.js'
+import { ipBucket } from '../ip-bucket.js'
+import type { DeviceTokenCodec } from '../sessions/device-token.js'
+import { normalizeUsername } from './user-store.js'
 
 export interface RateLimitSettings {
   /** Failed logins of one username per window, from clients it does not know and from each known client, before that budget is locked. */
@@ -60,19 +60,6 @@ export interface KnownClients {
 }
 
 const MINUTE = 60_000
-
-/**
- * The bucket an address is counted in: IPv4 addresses (IPv4-mapped ones
- * too) one by one, IPv6 by /64, the smallest block a single customer gets,
- * so one host cannot dodge the limits by hopping through its own prefix.
- */
-export function ipBucket (ip: string): string {
-  if (!ipaddr.isValid(ip)) return ip.slice(0, 64)
-  const address = ipaddr.process(ip)
-  if (address.kind() === 'ipv4') return address.toString()
-  const groups = (address as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16))
-  return `${groups.join(':')}::/64`
-}
 
 /** Usernames are counted by a hash of their normalized form: a bounded key that keeps no name in clear; device tokens are bound to it. */
 function accountDigest (username: string): Buffer {
