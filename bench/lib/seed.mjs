@@ -3,13 +3,7 @@
 // REFRESH_TOKEN_SECRET the running service uses. A login per refresh token
 // would spend one argon2 hash each, far slower than the rotation under test.
 import { Redis } from 'ioredis'
-import { SessionStore } from '../../services/auth-service/dist/session-store.js'
-import { RefreshTokenCodec } from '../../services/auth-service/dist/refresh-token.js'
-import { RedisUserStore } from '../../services/auth-service/dist/user-store.js'
-import { createPasswordHasher } from '../../services/auth-service/dist/password-hasher.js'
-import { defineScripts } from '../../services/auth-service/dist/plugins/redis.js'
-import { redisKeys } from '../../services/auth-service/dist/redis-keys.js'
-import { randomId } from '../../services/auth-service/dist/refresh-token.js'
+import { RedisUserStore, RefreshTokenCodec, SessionStore, createPasswordHasher, defineScripts, randomId, redisKeys } from '@baton/auth-service/core'
 
 const DAY_MS = 86_400_000
 
@@ -18,7 +12,7 @@ export async function openSeeder ({ redisUrl, secret, prefix = 'baton:' }) {
   defineScripts(redis)
   const keys = redisKeys(prefix)
   const codec = new RefreshTokenCodec(secret)
-  const sessions = new SessionStore(redis, keys, () => codec, {
+  const sessions = new SessionStore(redis, keys, codec, {
     idleMs: 14 * DAY_MS, absoluteMs: 90 * DAY_MS, graceMs: 10_000, graceRetries: 5, maxSessionsPerUser: 100
   }, Date.now)
   const users = new RedisUserStore(redis, keys, Date.now)

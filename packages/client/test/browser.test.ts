@@ -67,7 +67,7 @@ t.test('two tabs, 20 requests each as the access token expires: one rotation, bo
   const [fromFirst, fromSecond] = await Promise.all([fireWhenDue(first, PER_TAB), fireWhenDue(second, PER_TAB)])
   const statuses = [...fromFirst!, ...fromSecond!]
   const rotations = await auth.refreshes('rotated')
-  const retries = await auth.refreshes('race_absorbed')
+  const retries = await auth.refreshes('grace_retry')
   const states = [await harnessState(first), await harnessState(second)]
   const signOuts = states.flatMap((state) => state.events.filter((event) => event.type === 'session-ended')).length
   t.comment(`two tabs: ${statuses.length} requests sent (${statuses.filter((status) => status === 200).length} answered 200), ${rotations} rotation counted by baton_auth_refreshes_total, ${retries} grace retries, ${signOuts} sign-outs`)

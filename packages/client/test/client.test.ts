@@ -93,7 +93,7 @@ t.test('50 concurrent fetches as the token expires: one refresh serves them all'
   const answers = await Promise.all(Array.from({ length: 50 }, async () => (await client.fetch(`${auth.url}/sessions`)).status))
   t.same(answers, Array(50).fill(200), 'all 50 answered 200')
   t.equal(await auth.refreshes('rotated'), 1, 'exactly one rotation (baton_auth_refreshes_total{outcome="rotated"})')
-  t.equal(await auth.refreshes('race_absorbed'), 0, 'and no retry of a spent token')
+  t.equal(await auth.refreshes('grace_retry'), 0, 'and no retry of a spent token')
   t.equal(tokenRequests, 1, 'one request to the token endpoint for 50 callers')
   t.same(ended, [], 'nobody was signed out')
 })
@@ -158,7 +158,7 @@ t.test('a lost refresh answer: retried inside the grace window, the same success
   t.equal(await store.get('refresh_token'), dropped, 'the retry with the same token got the successor of the lost answer')
   t.not(dropped, spent)
   t.equal(await auth.refreshes('rotated'), 1, 'one rotation')
-  t.equal(await auth.refreshes('race_absorbed'), 1, 'the retry was answered from the grace window')
+  t.equal(await auth.refreshes('grace_retry'), 1, 'the retry was answered from the grace window')
   t.equal(await auth.metric('baton_auth_refresh_reuse_detected_total'), 0, 'not taken for theft')
 
   clock.advance(TTL_MS)

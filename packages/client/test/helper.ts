@@ -52,7 +52,7 @@ export interface AuthService {
   register: (username?: string) => Promise<string>
   /** A sample of the auth-service's own `/metrics`, read over HTTP: `0` when the series has not appeared yet. */
   metric: (name: string, labels?: Record<string, string>) => Promise<number>
-  /** `baton_auth_refreshes_total` by outcome: `rotated`, `race_absorbed`, `reuse_detected`, … */
+  /** `baton_auth_refreshes_total` by outcome: `rotated`, `grace_retry`, `reuse_detected`, … */
   refreshes: (outcome: string) => Promise<number>
 }
 

@@ -76,7 +76,7 @@ t.test('tabs share one session: one login, one refresh for all, one logout for a
   const answers = await Promise.all([a, b, c].flatMap((tab) => Array.from({ length: 20 }, async () => (await tab.client.fetch(`${auth.url}/sessions`)).status)))
   t.same(answers, Array(60).fill(200), '60 calls from 3 tabs as the token expired: all 200')
   t.equal(await auth.refreshes('rotated'), 1, 'one rotation')
-  t.equal(await auth.refreshes('race_absorbed'), 0, 'no tab retried a spent token')
+  t.equal(await auth.refreshes('grace_retry'), 0, 'no tab retried a spent token')
   t.equal(a.tokenRequests() + b.tokenRequests() + c.tokenRequests(), 2, 'the login and the one refresh were the only token requests')
   t.equal(new Set([a, b, c].map((tab) => tab.client.expiresAt)).size, 1, 'every tab holds the new token')
 

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
-import { Registry, Counter, Histogram, collectDefaultMetrics } from 'prom-client'
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
 import { bearerChallenge } from './error-handler.js'
 import { NOSNIFF, clientErrorHandler } from './hardening.js'
@@ -153,6 +153,24 @@ export function countVerifyFailures (app: FastifyInstance): (refusal: { reason: 
 /** A histogram registered on the app's registry, in seconds. */
 export function histogram<L extends string> (app: FastifyInstance, name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
   return new Histogram({ name, help, labelNames, buckets, registers: [app.metrics] })
+}
+
+/**
+ * A gauge registered on the app's registry whose values `collect` computes
+ * afresh at every scrape, one per label set, so it follows the clock rather
+ * than the last update.
+ */
+export function gauge<L extends string> (app: FastifyInstance, name: string, help: string, labelNames: readonly L[], collect: () => Iterable<readonly [Record<L, string>, number]>): Gauge<L> {
+  return new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [app.metrics],
+    collect () {
+      this.reset()
+      for (const [labels, value] of collect()) this.set(labels as Partial<Record<L, string | number>>, value)
+    }
+  })
 }
 
 /**

@@ -31,9 +31,6 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS
 
-/** Where an error was raised decides how it is challenged on the wire. */
-export type ErrorScheme = 'oauth' | 'bearer'
-
 /**
  * A coded error that carries its HTTP status.
  *

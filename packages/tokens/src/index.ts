@@ -10,6 +10,6 @@ export {
 } from './claims.js'
 export type { AccessTokenAlgorithm, AccessTokenClaims, TokenResponse, ErrorResponse } from './claims.js'
 export { ERRORS, BatonError, isBatonError, isBearerError, bearerChallenge, quoteAuthParam, renderError } from './errors.js'
-export type { ErrorCode, ErrorScheme, RenderedError } from './errors.js'
+export type { ErrorCode, RenderedError } from './errors.js'
 export { encodeRevocationEvent, decodeRevocationEvent, revocationStreamKey } from './revocation-event.js'
 export type { RevocationEvent } from './revocation-event.js'

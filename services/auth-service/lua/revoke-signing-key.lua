@@ -6,7 +6,7 @@ from `now`, rather than KEY_PUBLISH_AHEAD later: tokens it signs meet
 verifiers that do not know it yet, which fetch the key set again for an
 unknown kid. Pending and retiring keys are only removed; the signer stays.
 
-Which key signs follows the same rule as key-rotation.ts (signerOf): the
+Which key signs follows the same rule as core/keys/rotation-policy.ts (signerOf): the
 last one activated at `now`, or the first of all when none has activated.
 
 KEYS[1]  keyring          <p>signing-keys (string, JSON array; see rotate-signing-key.lua)
@@ -26,7 +26,7 @@ if not stored then return { 'not-found', false } end
 local keys = cjson.decode(stored)
 
 local function activation (key) return tonumber(key.activate_at or key.created_at or 0) end
--- Ties on activation are broken by kid, as in key-rotation.ts.
+-- Ties on activation are broken by kid, as in core/keys/rotation-policy.ts.
 local function later (a, b)
   if activation(a) ~= activation(b) then return activation(a) > activation(b) end
   return a.kid > b.kid

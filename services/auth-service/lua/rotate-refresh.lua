@@ -24,8 +24,8 @@ ARGV[15] most grace retries one rotation may answer
 
 Returns one of:
   {'rotated', expiry ms, scope, username}
-  {'replayed', sealed successor, scope, username}  the just-rotated token, retried inside the grace window
-  {'reused', reason} a spent token came back: the session is gone; reason is
+  {'grace_retry', sealed successor, scope, username}  the just-rotated token, retried inside the grace window
+  {'reuse_detected', reason} a spent token came back: the session is gone; reason is
                     'spent_token', or 'other_network' / 'other_user_agent' for a
                     grace retry from another client instance than the rotation's
   {'grace_exhausted'} the grace retries of this rotation are spent; nothing changed
@@ -67,7 +67,7 @@ local isGraceRetry = not isCurrent and sameClient and previous and ARGV[1] == pr
   and now - tonumber(rotatedAt) <= tonumber(ARGV[6])
 if not isCurrent and not isGraceRetry then
   revoke()
-  return {'reused', 'spent_token'}
+  return {'reuse_detected', 'spent_token'}
 end
 if not sameClient then return {'wrong_client'} end
 
@@ -81,7 +81,7 @@ if isGraceRetry then
   elseif rotatedWith and rotatedWith ~= ARGV[14] then reason = 'other_user_agent' end
   if reason then
     revoke()
-    return {'reused', reason}
+    return {'reuse_detected', reason}
   end
 end
 
@@ -101,7 +101,7 @@ if isGraceRetry then
   if redis.call('HINCRBY', KEYS[1], 'prev_retries', 1) > tonumber(ARGV[15]) then
     return {'grace_exhausted'}
   end
-  return {'replayed', sealed, scope, username or ''}
+  return {'grace_retry', sealed, scope, username or ''}
 end
 
 local expiry = math.min(now + tonumber(ARGV[5]), tonumber(absoluteExpiry))

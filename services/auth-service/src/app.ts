@@ -3,23 +3,29 @@ import formBody from '@fastify/formbody'
 import { AccessLogController, clientErrorHandler, countVerifyFailures, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, logSourceOf, metricsPlugin, openApiPlugin, type RedisClient } from '@baton/service-kit'
 import { createStaticKeySource } from '@baton/verifier'
 import { verifierPlugin } from '@baton/verifier/fastify'
-import type { Config } from './config.js'
-import { redisKeys } from './redis-keys.js'
-import { redisPlugin } from './plugins/redis.js'
-import { keyringPlugin } from './plugins/keyring.js'
-import { rotationPolicy } from './key-rotation.js'
-import { accountsPlugin } from './plugins/accounts.js'
-import { revocationFeedPlugin } from './plugins/revocation-feed.js'
-import type { UserStore } from './user-store.js'
-import tokenRoutes from './routes/token.js'
-import userRoutes from './routes/users.js'
-import sessionRoutes from './routes/sessions.js'
-import wellKnownRoutes from './routes/well-known.js'
-import revokeRoutes from './routes/revoke.js'
-import introspectRoutes from './routes/introspect.js'
-import metadataRoutes from './routes/metadata.js'
-import { authOpenApiOptions } from './plugins/openapi.js'
-import { authMetricsPlugin } from './auth-metrics.js'
+import { rotationPolicy, type Config } from './config.js'
+import type { UserStore } from './core/accounts/user-store.js'
+import { redisKeys } from './redis/keys.js'
+import { AuthMetrics } from './observability/metrics.js'
+import { redisPlugin } from './http/plugins/redis.js'
+import { keyringPlugin } from './http/plugins/keyring.js'
+import { revocationFeedPlugin } from './http/plugins/revocation-feed.js'
+import { authPlugin } from './http/plugins/auth.js'
+import { authOpenApiOptions } from './http/plugins/openapi.js'
+import tokenRoutes from './http/routes/token.js'
+import userRoutes from './http/routes/users.js'
+import sessionRoutes from './http/routes/sessions.js'
+import wellKnownRoutes from './http/routes/well-known.js'
+import revokeRoutes from './http/routes/revoke.js'
+import introspectRoutes from './http/routes/introspect.js'
+import metadataRoutes from './http/routes/metadata.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The validated configuration this app was built with. */
+    config: Config
+  }
+}
 
 export interface Deps {
   /** A Redis client the caller owns and closes (tests, embedding). */
@@ -56,6 +62,7 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } }
   })
 
+  app.decorate('config', config)
   // Only JSON and form bodies mean anything here; anything else is a 415.
   app.removeContentTypeParser('text/plain')
   await app.register(errorHandlerPlugin, { realm: 'baton' })
@@ -64,9 +71,9 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   await app.register(openApiPlugin, authOpenApiOptions(config))
   await app.register(healthPlugin)
   await app.register(metricsPlugin, { prefix: 'baton_auth_', token: config.METRICS_TOKEN, port: config.METRICS_PORT, host: config.METRICS_HOST })
-  await app.register(authMetricsPlugin)
+  const metrics = new AuthMetrics(app)
   await app.register(formBody, { bodyLimit: config.BODY_LIMIT })
-  await app.register(redisPlugin, { target: config.REDIS, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT, client: deps.redis })
+  await app.register(redisPlugin, { target: config.REDIS, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT, client: deps.redis, metrics })
   const keys = redisKeys(config.REDIS_KEY_PREFIX)
   await app.register(keyringPlugin, {
     signingKeyPem: config.SIGNING_KEY,
@@ -75,15 +82,17 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     changesChannel: keys.signingKeysChanged,
     refreshTokenSecretKey: keys.refreshTokenSecret,
     now,
-    rotation: rotationPolicy(config)
+    rotation: rotationPolicy(config),
+    metrics
   })
   await app.register(revocationFeedPlugin, {
     stream: keys.revocations,
     accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL,
     clockSkewSeconds: config.CLOCK_SKEW,
-    now
+    now,
+    metrics
   })
-  await app.register(accountsPlugin, { config, keys, now, users: deps.users })
+  await app.register(authPlugin, { config, keys, now, metrics, users: deps.users })
   await app.register(verifierPlugin, {
     keySource: createStaticKeySource(() => app.keyring.all().map((key) => ({ kid: key.kid, publicKey: key.publicKey }))),
     issuer: config.ISSUER,
@@ -92,7 +101,7 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     now,
     // The auth-service can afford one Redis read per request: its own
     // endpoints (and introspection) honour a revoked session or token at once.
-    isRevoked: async (claims) => !await app.sessions.isAccessTokenLive(claims.sub, claims.jti, claims.sid),
+    isRevoked: async (claims) => !await app.auth.sessions.isAccessTokenLive(claims.sub, claims.jti, claims.sid),
     onRefused: countVerifyFailures(app)
   })
 

@@ -3,11 +3,16 @@ import { readFileSync } from 'node:fs'
 import ipaddr from 'ipaddr.js'
 import { envReader, readCommonConfig, readRedisTarget, ConfigError, type CommonConfig, type RedisTarget } from '@baton/service-kit'
 import { parseScope } from '@baton/tokens'
-import { parseClients, type ClientConfig } from './clients.js'
-import { parseSuppliedKeys } from './signing-key.js'
+import { parseClients, type ClientConfig } from './core/clients/clients.js'
+import { SettingError } from './core/errors.js'
+import { MAX_SIGNING_KEYS, type RotationPolicy } from './core/keys/rotation-policy.js'
+import { parseSuppliedKeys } from './core/keys/signing-key.js'
+import type { Argon2Parameters } from './core/accounts/password-hasher.js'
+import type { RateLimitSettings } from './core/accounts/rate-limits.js'
+import type { SessionLifetimes } from './core/sessions/session-store.js'
+import type { Replication } from './redis/replication.js'
 
 export interface Config extends CommonConfig {
-  REDIS_URL: string
   /** Where Redis is: REDIS_CLUSTER_NODES, else REDIS_SENTINELS, else REDIS_URL. */
   REDIS: RedisTarget
   /** Milliseconds a Redis command may take before the request fails with 503. */
@@ -71,7 +76,6 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
   const refreshIdle = read.duration('REFRESH_TOKEN_TTL', '14d', 60)
   const config: Config = {
     ...common,
-    REDIS_URL: read.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     REDIS: readRedisTarget(read),
     REDIS_COMMAND_TIMEOUT: read.int('REDIS_COMMAND_TIMEOUT', 1000, 50, 60_000),
     REDIS_WAIT_REPLICAS: read.int('REDIS_WAIT_REPLICAS', 0, 0, 16),
@@ -84,7 +88,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     DEFAULT_SCOPES: readScopes(read.string('DEFAULT_SCOPES', 'profile')),
     SIGNING_KEY: readSigningKey(read.raw('SIGNING_KEY'), read.raw('SIGNING_KEY_FILE')),
     REFRESH_TOKEN_SECRET: readRefreshSecret(read.raw('REFRESH_TOKEN_SECRET')),
-    CLIENTS: parseClients(read.json('CLIENTS', [])),
+    CLIENTS: readClients(read.json('CLIENTS', [])),
     MAX_SESSIONS_PER_USER: read.int('MAX_SESSIONS_PER_USER', 100, 1, 10_000),
     // OWASP's argon2id floor is m=19 MiB, t=2, p=1: configuration may go up, never below.
     ARGON2_MEMORY_KIB: read.int('ARGON2_MEMORY_KIB', 19_456, 19_456, 4_194_304),
@@ -169,9 +173,69 @@ function readSigningKey (inline: string | undefined, file: string | undefined): 
   return pem
 }
 
+function readClients (value: unknown): readonly ClientConfig[] {
+  try {
+    return parseClients(value)
+  } catch (error) {
+    if (error instanceof SettingError) throw new ConfigError(error.path, error.expectation)
+    throw error
+  }
+}
+
 function readRefreshSecret (value: string | undefined): string | undefined {
   if (value !== undefined && Buffer.byteLength(value) < 32) {
     throw new ConfigError('REFRESH_TOKEN_SECRET', 'must be at least 32 bytes long')
   }
   return value
+}
+
+// What the settings mean to the domain, for the app and the operator commands alike.
+
+export function sessionLifetimes (config: Config): SessionLifetimes {
+  return {
+    idleMs: config.REFRESH_TOKEN_TTL * 1000,
+    absoluteMs: config.SESSION_MAX_TTL * 1000,
+    graceMs: config.REFRESH_REUSE_GRACE * 1000,
+    graceRetries: config.REFRESH_GRACE_RETRIES,
+    maxSessionsPerUser: config.MAX_SESSIONS_PER_USER
+  }
+}
+
+/** How many replicas must hold a session write before a token is handed out. */
+export function sessionReplication (config: Config): Replication {
+  // Half the command timeout for WAIT, so a replica that lags answers 503 before the command itself times out.
+  return { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: Math.floor(config.REDIS_COMMAND_TIMEOUT / 2) }
+}
+
+export function rateLimitSettings (config: Config): RateLimitSettings {
+  return {
+    accountFailures: config.RATE_LIMIT_ACCOUNT_FAILURES,
+    ipFailures: config.RATE_LIMIT_IP_FAILURES,
+    failureWindowMs: config.RATE_LIMIT_FAILURE_WINDOW * 1000,
+    ipAttemptsPerMinute: config.RATE_LIMIT_IP_ATTEMPTS,
+    knownClientMs: config.RATE_LIMIT_KNOWN_CLIENT_TTL * 1000,
+    registrations: config.RATE_LIMIT_REGISTRATIONS,
+    registrationWindowMs: config.RATE_LIMIT_REGISTRATION_WINDOW * 1000
+  }
+}
+
+export function argon2Parameters (config: Config): Argon2Parameters {
+  return {
+    memoryKiB: config.ARGON2_MEMORY_KIB,
+    iterations: config.ARGON2_ITERATIONS,
+    parallelism: config.ARGON2_PARALLELISM,
+    concurrency: config.ARGON2_CONCURRENCY
+  }
+}
+
+export function rotationPolicy (config: Config): RotationPolicy {
+  return {
+    publishAheadMs: config.KEY_PUBLISH_AHEAD * 1000,
+    // A token may be signed up to one reload late by an instance that missed the
+    // newest keyring once, and lives ACCESS_TOKEN_TTL plus the verifiers' leeway.
+    retireAfterMs: (config.ACCESS_TOKEN_TTL + config.CLOCK_SKEW + config.KEYRING_RELOAD_INTERVAL) * 1000,
+    rotationIntervalMs: config.KEY_ROTATION_INTERVAL * 1000,
+    reloadIntervalMs: config.KEYRING_RELOAD_INTERVAL * 1000,
+    maxKeys: MAX_SIGNING_KEYS
+  }
 }

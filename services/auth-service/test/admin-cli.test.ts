@@ -5,9 +5,9 @@ import type { FastifyInstance } from 'fastify'
 import { isClusterClient, type RedisClient } from '@baton/service-kit'
 import { decodeRevocationEvent, revocationStreamKey } from '@baton/tokens'
 import { buildApp, loadConfig } from '../src/app.js'
-import { defineScripts } from '../src/plugins/redis.js'
-import { redisKeys } from '../src/redis-keys.js'
-import { RedisUserStore, type UserStore } from '../src/user-store.js'
+import { defineScripts } from '../src/redis/scripts.js'
+import { redisKeys } from '../src/redis/keys.js'
+import { RedisUserStore, type UserStore } from '../src/core/accounts/user-store.js'
 import { setup, sharedBackend, testClient, register, login, refresh, bearer, decodeJwt, keysWithTtl, type TestContext, type Tokens, ADMIN_CLI, runAdmin } from './helper.js'
 
 // Each command is a process of its own; on a loaded machine they add up.

@@ -22,7 +22,7 @@ async function token (app: FastifyInstance, client: 'web' | 'mobile', payload: R
   })
 }
 
-t.test('a retry inside the grace window from the same client is a race absorbed; from another client it is theft', async (t) => {
+t.test('a retry inside the grace window from the same client is a grace retry; from another client it is theft', async (t) => {
   const { app, logs } = await setup(t, { CLIENTS })
   const user = await register(app, 'audited')
   const loginWeb = async (): Promise<Tokens> => (await token(app, 'web', { grant_type: 'password', username: 'audited', password: user.password })).json<Tokens>()
@@ -33,7 +33,7 @@ t.test('a retry inside the grace window from the same client is a race absorbed;
   t.equal(retried.statusCode, 200, 'the retry is served')
   t.equal(retried.json<Tokens>().refresh_token, rotated.json<Tokens>().refresh_token, 'with the same successor')
   const sid = (JSON.parse(Buffer.from(first.access_token.split('.')[1]!, 'base64url').toString()) as { sid: string }).sid
-  t.match(events(logs()).find((line) => line.event === 'refresh.race_absorbed'), {
+  t.match(events(logs()).find((line) => line.event === 'refresh.grace_retry'), {
     level: 30, user: user.id, sid, client_id: 'web', ip: '192.0.2.10', user_agent: UA.web
   })
   t.notOk(events(logs()).some((line) => line.event === 'refresh.reuse_detected'), 'a race is not reported as theft')
@@ -117,6 +117,6 @@ t.test('at rest: Redis and the loaded configuration hold hashes, never a passwor
   for (const secret of [password, CLIENT_SECRET, tokens.refresh_token, rotated.refresh_token, tokens.access_token, rotated.access_token, tokens.device_token!]) {
     t.notOk(stored.includes(secret), `Redis holds no ${secret.slice(0, 10)}…`)
   }
-  const loaded = JSON.stringify(app.config.CLIENTS) + JSON.stringify([...app.clients.values()])
+  const loaded = JSON.stringify(app.config.CLIENTS) + JSON.stringify([...app.auth.clients.values()])
   t.notOk(loaded.includes(CLIENT_SECRET), 'the configuration kept in memory has no clear client secret')
 })

@@ -71,14 +71,14 @@ function tally (values: Array<string | number>): Record<string, number> {
  * create their sessions. Nothing is left to the scheduler's timing.
  */
 function holdVerifiedLogins (app: FastifyInstance, count: number): { verified: Promise<void>, release: () => void } {
-  const verify = app.passwords.verify
+  const verify = app.auth.passwords.verify
   let started = 0
   let finished = 0
   let allVerified!: () => void
   let open!: () => void
   const verified = new Promise<void>((resolve) => { allVerified = resolve })
   const released = new Promise<void>((resolve) => { open = resolve })
-  app.passwords.verify = async (hash, password) => {
+  app.auth.passwords.verify = async (hash, password) => {
     if (started === count) return await verify(hash, password)
     started++
     const valid = await verify(hash, password)
@@ -86,7 +86,7 @@ function holdVerifiedLogins (app: FastifyInstance, count: number): { verified: P
     await released
     return valid
   }
-  return { verified, release: () => { app.passwords.verify = verify; open() } }
+  return { verified, release: () => { app.auth.passwords.verify = verify; open() } }
 }
 
 /**
@@ -151,13 +151,13 @@ t.test('a login verified against the old hash creates no session once the hash i
   const context = await setup(t, ENV)
   const { app } = context
   const user = await register(app)
-  const before = await app.users.findById(user.id)
+  const before = await app.auth.users.findById(user.id)
   const held = holdVerifiedLogins(app, LOGINS)
   const racing = Array.from({ length: LOGINS }, async () => await app.inject({
     method: 'POST', url: '/oauth/token', headers: THIEF, payload: oldPasswordLogin(user.username, user.password)
   }))
   await held.verified
-  t.ok(await app.users.replacePasswordHash(user.id, before!.passwordHash, await app.passwords.hash(NEW_PASSWORD), app.clock()), 'the hash is swapped')
+  t.ok(await app.auth.users.replacePasswordHash(user.id, before!.passwordHash, await app.auth.passwords.hash(NEW_PASSWORD), app.auth.clock()), 'the hash is swapped')
   held.release()
   const answers = await Promise.all(racing)
   t.same(tally(answers.map((response) => `${response.statusCode} ${response.json<{ error?: string }>().error ?? ''}`)), { '400 invalid_grant': LOGINS })

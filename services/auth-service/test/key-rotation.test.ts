@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, loadConfig } from '../src/app.js'
-import { DEFAULT_ROTATION_POLICY, MAX_SIGNING_KEYS, rotationPolicy } from '../src/key-rotation.js'
-import { signingKeyFromPem } from '../src/signing-key.js'
+import { rotationPolicy } from '../src/config.js'
+import { DEFAULT_ROTATION_POLICY, MAX_SIGNING_KEYS } from '../src/core/keys/rotation-policy.js'
+import { signingKeyFromPem } from '../src/core/keys/signing-key.js'
 import { setup, sharedBackend, testClient, register, login, refresh, bearer, decodeJwt, keysWithTtl, testClock, type TestClock, type Tokens, ADMIN_CLI, runAdmin } from './helper.js'
 
 type Jwks = { keys: Array<Record<string, string>> }

@@ -29,6 +29,7 @@ const refused: Array<[file: string, code: string]> = [
   ['core/x.ts', "import cookie from '@fastify/cookie'"],
   ['core/x.ts', "import { fastifyVerifier } from '@baton/verifier/fastify'"],
   ['core/x.ts', "import { counter } from '@baton/service-kit'"],
+  ['redis/x.ts', "import { runServer } from '@baton/service-kit/server'"],
   ['core/x.ts', "import { tokenRoute } from '../http/routes/token.js'"],
   ['core/x.ts', "import { http } from '../http.js'"],
   ['core/x.ts', "export { noStore } from '../http/no-store.js'"],
@@ -53,6 +54,7 @@ const allowed: Array<[file: string, code: string]> = [
   ['core/x.ts', "import type { RedisClient } from '@baton/service-kit'"],
   ['core/x.ts', "import { type RedisClient } from '@baton/service-kit'"],
   ['core/x.ts', "import { BatonError } from '@baton/tokens'"],
+  ['redis/x.ts', "import { isClusterClient } from '@baton/service-kit/redis'"],
   ['core/grants/password.ts', "import { newId } from '../ids.js'"],
   ['core/grants/password.ts', "import { audit } from '../../observability/audit.js'"],
   ['redis/x.ts', "import { readFile } from 'node:fs/promises'"],
@@ -68,7 +70,7 @@ for (const [file, code] of allowed) {
 
 t.test('the auth-service keeps its layering', async (t) => {
   // Only the layer rule, so the answer is about layering alone.
-  const eslint = new ESLint({ cwd: ROOT, overrideConfigFile: true, overrideConfig: layering, errorOnUnmatchedPattern: false })
+  const eslint = new ESLint({ cwd: ROOT, overrideConfigFile: true, overrideConfig: [...layering, { linterOptions: { reportUnusedDisableDirectives: 'off' } }], errorOnUnmatchedPattern: false })
   const results = await eslint.lintFiles([SRC])
   t.comment(`${results.length} files in core/ and redis/`)
   t.same(results.flatMap((result) => result.messages.map((message) => `${result.filePath}:${message.line} ${message.message}`)), [])

@@ -73,10 +73,10 @@ t.test('counters follow a flow: logins, refreshes, races, reuse, revocations, ra
     ['baton_auth_tokens_issued_total', { grant: 'refresh_token', token_type: 'refresh_token' }, 1],
     ['baton_auth_tokens_issued_total', { grant: 'client_credentials', token_type: 'access_token' }, 1],
     ['baton_auth_refreshes_total', { outcome: 'rotated' }, 1],
-    ['baton_auth_refreshes_total', { outcome: 'race_absorbed' }, 1],
+    ['baton_auth_refreshes_total', { outcome: 'grace_retry' }, 1],
     ['baton_auth_refreshes_total', { outcome: 'reuse_detected' }, 1],
     ['baton_auth_refreshes_total', { outcome: 'invalid' }, 1],
-    ['baton_auth_refresh_races_absorbed_total', {}, 1],
+    ['baton_auth_refresh_grace_retries_total', {}, 1],
     ['baton_auth_refresh_reuse_detected_total', {}, 1],
     ['baton_auth_revocations_total', { kind: 'session', reason: 'refresh_token_reuse' }, 1],
     // The second and third sessions; the first was already gone.

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { setup, register, login, refresh, bearer, keysWithTtl, testClock } from './helper.js'
-import { ipBucket } from '../src/rate-limits.js'
+import { ipBucket } from '../src/core/ip-bucket.js'
 
 const WRONG = 'not the password at all'
 
@@ -52,7 +52,7 @@ async function rateLimited (app: FastifyInstance, action: string, limit: string)
 /** Counts real password hashes and verifications, passing every call on to the real hasher. */
 function countHashing (app: FastifyInstance): () => number {
   let calls = 0
-  const hasher = app.passwords as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
+  const hasher = app.auth.passwords as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
   for (const name of ['hash', 'verify', 'verifyDummy']) {
     const real = hasher[name]!
     hasher[name] = async (...args) => { calls += 1; return await real(...args) }
@@ -311,7 +311,7 @@ t.test('registration: a budget per address of its own, far below the login limit
   t.same(new Set(flood), new Set([429]), 'a flood of fifty more: every one refused')
   t.equal(hashes(), 4, 'refused registrations never reach the hasher')
   for (let i = 3; i < 54; i++) {
-    if (await app.users.findByUsername(`flood${i}`) !== undefined) t.fail(`flood${i} was created`)
+    if (await app.auth.users.findByUsername(`flood${i}`) !== undefined) t.fail(`flood${i} was created`)
   }
   const warned = warnings(logs())
   t.equal(warned.length, 1, 'fifty-one refusals, one warning')

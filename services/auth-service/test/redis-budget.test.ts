@@ -1,5 +1,5 @@
 import t from 'tap'
-import { RedisBudget, RedisBudgetSpentError, runWithRedisBudget, withinRedisBudget, withoutRedisBudget } from '../src/redis-budget.js'
+import { RedisBudget, RedisBudgetSpentError, runWithRedisBudget, withinRedisBudget, withoutRedisBudget } from '../src/redis/budget.js'
 
 const never = new Promise<never>(() => {})
 const idle = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { RedisClock } from '../src/redis-clock.js'
+import { RedisClock } from '../src/redis/clock.js'
 import { sharedRedis } from './helper.js'
 
 // A busy machine's slow round trip (the first one connects, too) is too coarse to keep: sample until one is kept.

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { decodeRevocationEvent } from '@baton/tokens'
 import { loadConfig } from '../src/app.js'
-import { clientInstance } from '../src/session-store.js'
+import { clientInstance } from '../src/core/sessions/session-store.js'
 import { bearer, decodeJwt, register, setup, type TestContext, type Tokens } from './helper.js'
 
 const BROWSER = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
@@ -102,7 +102,7 @@ t.test('a thief on another address replays the just-spent token inside the windo
     }, 'audited as theft, at warn')
     t.match(events(context, 'session.revoked').find((line) => line.sid === sid), { reason: 'refresh_token_reuse' })
   }
-  t.same(events(context, 'refresh.race_absorbed'), [], 'no replay was taken for a race')
+  t.same(events(context, 'refresh.grace_retry'), [], 'no replay was taken for a race')
 })
 
 t.test('a thief who rotates first: the owner\'s retry inside the window ends the thief\'s branch too', async (t) => {
@@ -145,7 +145,7 @@ t.test('the owner\'s own retries from the same address and user agent still get 
   t.equal(retry.body.refresh_token, successor, 'the same successor')
   t.equal((await browser.get('/sessions', retry.body.access_token as string)).status, 200, 'its access token works')
   t.equal((await browser.token({ grant_type: 'refresh_token', refresh_token: successor })).status, 200, 'and the successor rotates as usual')
-  t.equal(events(context, 'refresh.race_absorbed').length, 3, 'each retry is a race absorbed')
+  t.equal(events(context, 'refresh.grace_retry').length, 3, 'each retry is a grace retry')
   t.same(events(context, 'refresh.reuse_detected'), [], 'none is taken for theft')
 })
 

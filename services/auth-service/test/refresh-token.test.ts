@@ -1,6 +1,7 @@
 import t from 'tap'
 import { hkdfSync, randomBytes as nodeRandomBytes } from 'node:crypto'
-import { hkdfSha256, randomBytes, sealSuccessor, unsealSuccessor } from '../src/refresh-token.js'
+import { randomBytes } from '../src/core/ids.js'
+import { hkdfSha256, sealSuccessor, unsealSuccessor } from '../src/core/sessions/refresh-token-codec.js'
 
 t.test('hkdfSha256 derives exactly what hkdfSync derives', async (t) => {
   for (let i = 0; i < 50; i++) {

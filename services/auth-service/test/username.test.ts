@@ -1,7 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { fuzzOptions } from '../../../packages/verifier/test/arbitraries.js'
-import { canonicalUsername, caseFold, displayUsername, usernameProblem } from '../src/username.js'
+import { canonicalUsername, caseFold, displayUsername, usernameProblem } from '../src/core/accounts/username.js'
 
 t.test('full case folding, as CaseFolding.txt has it', async (t) => {
   const cases: Array<[string, string]> = [

@@ -5,14 +5,14 @@ import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import type { RedisClient } from '@baton/service-kit'
 import { setup, register, decodeJwt } from './helper.js'
-import { randomId } from '../src/refresh-token.js'
+import { randomId } from '../src/core/ids.js'
 
 const MIGRATE = fileURLToPath(new URL('../dist/cli/migrate-usernames.js', import.meta.url))
 
 /** What registration wrote before case folding: the record, and the name keyed by NFKC + toLowerCase(). */
 async function createOldAccount (app: FastifyInstance, redis: RedisClient, prefix: string, username: string, password: string): Promise<string> {
   const id = randomId()
-  await redis.hset(`${prefix}user:{${id}}`, { id, username, password_hash: await app.passwords.hash(password), scopes: 'profile', created_at: String(Date.now()) })
+  await redis.hset(`${prefix}user:{${id}}`, { id, username, password_hash: await app.auth.passwords.hash(password), scopes: 'profile', created_at: String(Date.now()) })
   await redis.set(`${prefix}username:${username.normalize('NFKC').toLowerCase()}`, id)
   return id
 }

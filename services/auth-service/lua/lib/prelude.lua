@@ -1,5 +1,5 @@
 --[[
-Prepended to every script in lua/ when it is loaded (src/lua-scripts.ts):
+Prepended to every script in lua/ when it is loaded (src/redis/scripts.ts):
 Redis scripts cannot import one another, and these would otherwise be
 copied into each script that needs them. A script run by hand
 (redis-cli --eval) needs this file in front of it.

@@ -1,16 +1,16 @@
-import type { FastifyBaseLogger } from 'fastify'
-import type { RedisClient } from '@baton/service-kit'
-import type { Config } from '../config.js'
-import type { RedisKeys } from '../redis-keys.js'
-import { auditOperator } from '../audit.js'
-import { defineScripts } from '../plugins/redis.js'
-import { RedisRevocationPublisher } from '../plugins/revocation-feed.js'
-import { SessionStore, sessionLifetimes } from '../session-store.js'
-import { RedisUserStore, type UserRecord } from '../user-store.js'
-import { parseSuppliedKeys } from '../signing-key.js'
-import {
-  describeKey, keyStates, parseKeyring, revokeSigningKey, rotateSigningKey, rotationPolicy
-} from '../key-rotation.js'
+import { rotationPolicy, sessionLifetimes, sessionReplication, type Config } from '../config.js'
+import type { RedisClient } from '../redis/client.js'
+import type { RedisKeys } from '../redis/keys.js'
+import { defineScripts } from '../redis/scripts.js'
+import type { Logger } from '../core/logger.js'
+import { auditOperator } from '../observability/audit.js'
+import { RedisRevocationPublisher } from '../core/revocation-publisher.js'
+import { SessionStore } from '../core/sessions/session-store.js'
+import { RefreshTokenCodec } from '../core/sessions/refresh-token-codec.js'
+import { RedisUserStore, type UserRecord } from '../core/accounts/user-store.js'
+import { parseSuppliedKeys } from '../core/keys/signing-key.js'
+import { describeKey, keyStates, parseKeyring } from '../core/keys/rotation-policy.js'
+import { revokeSigningKey, rotateSigningKey } from '../core/keys/keyring-store.js'
 
 /** What a command prints: one JSON line on stdout. */
 export type CommandOutput = Record<string, unknown>
@@ -29,7 +29,7 @@ export interface CommandContext {
   redis: RedisClient
   keys: RedisKeys
   /** Audit lines go here (stderr). */
-  log: FastifyBaseLogger
+  log: Logger
   /** Who runs the command, for the audit log. */
   operator: string
   now: () => number
@@ -46,9 +46,9 @@ const SUPPLIED_KEYS = 'the signing keys come from SIGNING_KEY / SIGNING_KEY_FILE
 
 function sessionStore (context: CommandContext, publisher: RedisRevocationPublisher): SessionStore {
   const { config } = context
-  const noCodec = (): never => { throw new Error('refresh tokens are neither issued nor read by operator commands') }
-  return new SessionStore(context.redis, context.keys, noCodec, sessionLifetimes(config), context.now, {
-    replication: { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: Math.floor(config.REDIS_COMMAND_TIMEOUT / 2) },
+  const noSecret = (): never => { throw new Error('refresh tokens are neither issued nor read by operator commands') }
+  return new SessionStore(context.redis, context.keys, new RefreshTokenCodec(noSecret), sessionLifetimes(config), context.now, {
+    replication: sessionReplication(config),
     feed: publisher
   })
 }

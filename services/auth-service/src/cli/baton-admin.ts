@@ -192,7 +192,7 @@ if (values.reason !== undefined && values.reason.length > 256) usageError('--rea
 
 const { ConfigError, createLogger, createRedisClient, describeRedisTarget, logSourceOf } = await import('@baton/service-kit')
 const { loadConfig } = await import('../config.js')
-const { redisKeys } = await import('../redis-keys.js')
+const { redisKeys } = await import('../redis/keys.js')
 const commands = await import('./admin-commands.js')
 
 let config: ReturnType<typeof loadConfig>

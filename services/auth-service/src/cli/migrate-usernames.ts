@@ -7,8 +7,8 @@
  */
 import { ConfigError, createRedisClient, describeRedisTarget } from '@baton/service-kit'
 import { loadConfig, type Config } from '../config.js'
-import { redisKeys } from '../redis-keys.js'
-import { addCanonicalUsernameKeys } from '../username-migration.js'
+import { redisKeys } from '../redis/keys.js'
+import { addCanonicalUsernameKeys } from '../core/accounts/username-migration.js'
 
 function fail (message: string): never {
   process.stderr.write(`migrate-usernames: ${message}\n`)

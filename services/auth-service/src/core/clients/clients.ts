@@ -1,0 +1,83 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { parseScope } from '@baton/tokens'
+import { SettingError } from '../errors.js'
+
+export const GRANT_TYPES = ['password', 'refresh_token', 'client_credentials'] as const
+export type GrantType = typeof GRANT_TYPES[number]
+
+/** The built-in first-party public client that a `client_id`-less request stands for. */
+export const BUILT_IN_CLIENT_ID = 'baton'
+
+export interface ClientConfig {
+  client_id: string
+  /** SHA-256 of the secret; undefined for a public client. */
+  secretHash: Buffer | undefined
+  grant_types: readonly GrantType[]
+  /** Scopes the client may ask for; undefined: whatever the user is allowed. */
+  scope: readonly string[] | undefined
+  /** May call `/oauth/introspect` (RFC 7662 leaves the choice of callers to the server): resource servers, not every client. */
+  introspection: boolean
+}
+
+const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/
+
+/** Client secrets are long random strings, so one SHA-256 is a sound hash; a `sha256:` prefix takes a pre-hashed value. */
+function hashClientSecret (secret: string): Buffer {
+  return createHash('sha256').update(secret).digest()
+}
+
+export function clientSecretMatches (client: ClientConfig, presented: string): boolean {
+  return client.secretHash !== undefined && timingSafeEqual(client.secretHash, hashClientSecret(presented))
+}
+
+/** The first-party public client that is registered unless CLIENTS overrides it. */
+const BUILT_IN_CLIENT: ClientConfig = {
+  client_id: BUILT_IN_CLIENT_ID,
+  secretHash: undefined,
+  grant_types: ['password', 'refresh_token'],
+  scope: undefined,
+  introspection: false
+}
+
+/** The registered clients by id; none registered (a configuration not read by `loadConfig`): the built-in one. */
+export function clientRegistry (clients: readonly ClientConfig[]): ReadonlyMap<string, ClientConfig> {
+  return new Map((clients.length > 0 ? clients : [BUILT_IN_CLIENT]).map((client) => [client.client_id, client]))
+}
+
+/** Validates the CLIENTS setting; the built-in public client is always present unless overridden. */
+export function parseClients (value: unknown): ClientConfig[] {
+  if (!Array.isArray(value)) throw new SettingError('CLIENTS', 'must be a JSON array of clients')
+  const clients = new Map<string, ClientConfig>([[BUILT_IN_CLIENT_ID, BUILT_IN_CLIENT]])
+  value.forEach((entry: unknown, index) => {
+    const where = `CLIENTS[${index}]`
+    if (typeof entry !== 'object' || entry === null) throw new SettingError(where, 'must be an object')
+    const { client_id: clientId, client_secret: secret, grant_types: grants, scope, introspection = false } = entry as Record<string, unknown>
+    if (typeof clientId !== 'string' || !CLIENT_ID.test(clientId)) throw new SettingError(`${where}.client_id`, 'must be 1-128 characters of A-Z a-z 0-9 . _ ~ -')
+    if (secret !== undefined && (typeof secret !== 'string' || secret.length < 16)) throw new SettingError(`${where}.client_secret`, 'must be a string of at least 16 characters')
+    if (typeof introspection !== 'boolean') throw new SettingError(`${where}.introspection`, 'must be true or false')
+    if (introspection && secret === undefined) throw new SettingError(`${where}.introspection`, 'needs a confidential client (client_secret)')
+    // A resource server that only introspects needs no grant of its own.
+    if (!Array.isArray(grants) || (grants.length === 0 && !introspection) || !grants.every((grant) => (GRANT_TYPES as readonly unknown[]).includes(grant))) {
+      throw new SettingError(`${where}.grant_types`, `must be an array of ${GRANT_TYPES.join(', ')}, not empty unless introspection is true`)
+    }
+    if (typeof secret === 'string' && secret.startsWith('sha256:') && !/^sha256:[0-9a-f]{64}$/.test(secret)) {
+      throw new SettingError(`${where}.client_secret`, 'with the sha256: prefix must hold 64 lowercase hex digits')
+    }
+    if (grants.includes('client_credentials') && secret === undefined) throw new SettingError(`${where}.grant_types`, 'client_credentials needs a confidential client (client_secret)')
+    let scopes: string[] | undefined
+    if (scope !== undefined) {
+      scopes = typeof scope === 'string' ? parseScope(scope) : undefined
+      if (scopes === undefined) throw new SettingError(`${where}.scope`, 'must be a space-separated scope string')
+    }
+    clients.set(clientId, {
+      client_id: clientId,
+      secretHash: typeof secret === 'string'
+        ? (secret.startsWith('sha256:') ? Buffer.from(secret.slice(7), 'hex') : hashClientSecret(secret))
+        : undefined,
+      grant_types: grants as GrantType[],
+      scope: scopes,
+      introspection
+    })
+  })
+  return [...clients.values()]
+}

@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorResponseSchema, TokenResponseSchema } from '@baton/tokens'
+import { authenticateClient } from '../../core/clients/client-auth.js'
+import { grantFor } from '../../core/grants/index.js'
+import { noStore, requestContext } from '../route-helpers.js'
+
+const field = (maxLength: number, description: string) => Type.Optional(Type.String({ maxLength, description }))
+
+const TokenRequestSchema = Type.Object({
+  grant_type: Type.String({ maxLength: 64, description: '`password`, `refresh_token` or `client_credentials`' }),
+  username: field(256, 'password grant'),
+  password: field(1024, 'password grant'),
+  refresh_token: field(512, 'refresh_token grant: the latest refresh token; it is spent by this request. Sent again within `REFRESH_REUSE_GRACE` from the same address and user agent, it returns the same successor (at most `REFRESH_GRACE_RETRIES` times); from another address or user agent, or later, it revokes the session'),
+  scope: field(2048, 'Space-delimited; may only narrow what the user, client or session is allowed'),
+  client_id: field(128, 'A public client\'s id, or a confidential client\'s with client_secret_post; default: the built-in client `baton`'),
+  client_secret: field(512, 'client_secret_post'),
+  device_token: field(128, 'password grant: the `device_token` of an earlier login to this account; its failed logins then count against a budget of its own, which other clients cannot lock')
+})
+
+/** RFC 6749 token endpoint: authenticate the client, pick the grant its request names, answer what the grant returns. */
+export default async function tokenRoutes (app: FastifyInstance): Promise<void> {
+  app.addHook('onSend', noStore)
+  app.withTypeProvider<TypeBoxTypeProvider>().post('/oauth/token', {
+    schema: {
+      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants. Answers carry `Cache-Control: no-store`. The password grant is rate limited per account and per client IP: `429 slow_down` with `Retry-After` (seconds), whatever the password. A client that logged in to the account before (its `device_token`, or the address of a successful login) has a failure budget of its own that other clients cannot lock.',
+      tags: ['oauth'],
+      // Anonymous means a public client (client_id in the body, or none: `baton`) or client_secret_post.
+      security: [{}, { clientBasic: [] }],
+      consumes: ['application/x-www-form-urlencoded', 'application/json'],
+      body: TokenRequestSchema,
+      response: { 200: TokenResponseSchema, '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
+    }
+  }, async (request) => {
+    const client = authenticateClient(request.headers.authorization, request.body, app.auth.clients)
+    const grant = grantFor(app.auth.grants, request.body.grant_type, client)
+    return await grant(client, request.body, requestContext(request, client.client_id))
+  })
+}
