@@ -1,4 +1,4 @@
-// The table printed at the end of a run and the SVG chart the README shows.
+// The table printed at the end of a run and the SVG chart docs/performance.md shows.
 
 const MB = 1024 * 1024
 const fixed = (value, digits = 0) => value === undefined || value === null || Number.isNaN(value) ? '–' : value.toFixed(digits)
@@ -42,7 +42,7 @@ const COLUMNS = [
   ['non2xx', 'non-2xx'], ['rss', 'RSS MB (end)'], ['reference', 'reference req/s'], ['ratio', 'ratio'], ['target', 'target']
 ]
 
-/** The rows as a Markdown table (what the README shows). */
+/** The rows as a Markdown table (what docs/performance.md shows). */
 export function markdownTable (rows) {
   const header = `| ${COLUMNS.map(([, title]) => title).join(' | ')} |`
   const rule = `|${COLUMNS.map(([key]) => key === 'scenario' || key === 'rss' || key === 'reference' || key === 'target' ? '---' : '---:').join('|')}|`

@@ -95,10 +95,10 @@ t.test('the kustomization: its files exist, its secrets stay out of the reposito
 
 // What a service does on SIGTERM: packages/service-kit's runServer.
 const SERVICE_GRACE_S = Number(/gracePeriodMs \?\? ([\d_]+)/.exec(readFileSync(join(ROOT, 'packages/service-kit/src/server.ts'), 'utf8'))![1]!.replace(/_/g, '')) / 1000
-// The benchmark's RSS at the end of every scenario, as the README states it.
-const RSS = /resource\s+≤ (\d+) MB[^,]*, auth ≤ (\d+) MB/.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))
-// Every variable the README's configuration tables name (first column).
-const CONFIGURABLE = new Set([...readFileSync(join(ROOT, 'README.md'), 'utf8').matchAll(/^\|([^|\n]*)\|/gm)]
+// The benchmark's RSS at the end of every scenario, as docs/performance.md states it.
+const RSS = /resource\s+≤ (\d+) MB[^,]*, auth ≤ (\d+) MB/.exec(readFileSync(join(ROOT, 'docs/performance.md'), 'utf8'))
+// Every variable the configuration tables of docs/configuration.md name (first column).
+const CONFIGURABLE = new Set([...readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8').matchAll(/^\|([^|\n]*)\|/gm)]
   .flatMap((row) => [...row[1]!.matchAll(/`([A-Z][A-Z_0-9]+)`/g)].map((match) => match[1]!)))
 
 const mebibytes = (quantity: string): number => {
@@ -126,14 +126,14 @@ for (const [service, port, rssFigure] of [['auth-service', 3001, 2], ['resource-
     t.ok(pod.terminationGracePeriodSeconds >= Number(preStop[1]) + SERVICE_GRACE_S + 1,
       `terminationGracePeriodSeconds ${String(pod.terminationGracePeriodSeconds)} covers preStop ${preStop[1]!} s + the service's ${SERVICE_GRACE_S} s grace`)
 
-    t.ok(RSS !== null, 'the README states the benchmark\'s RSS')
+    t.ok(RSS !== null, 'docs/performance.md states the benchmark\'s RSS')
     const rssMiB = Number(RSS![rssFigure]) * 1e6 / 2 ** 20
     const { requests, limits } = container!.resources as { requests: Json, limits: Json }
     t.ok(mebibytes(requests.memory) >= rssMiB, `memory request ${String(requests.memory)} holds the measured ${RSS![rssFigure]!} MB`)
     t.ok(mebibytes(limits.memory) >= 1.5 * rssMiB, `memory limit ${String(limits.memory)} leaves half again as much headroom`)
     t.ok(requests.cpu !== undefined, 'a CPU request')
 
-    // Every variable set is one the service reads (README, "Configuration"); secrets come from Secrets only.
+    // Every variable set is one the service reads (docs/configuration.md); secrets come from Secrets only.
     const configMap = find('ConfigMap', 'baton-config')
     const names = [...env.keys(), ...Object.keys(configMap.data as Json)]
     for (const name of names) {

@@ -156,7 +156,7 @@ export function createJwksKeySource (options: JwksKeySourceOptions): JwksKeySour
     try {
       body = JSON.parse(await readBounded(response, maxBytes))
     } catch (error) {
-      if (error instanceof SyntaxError) throw new Error('key set is not JSON')
+      if (error instanceof SyntaxError) throw new Error('key set is not JSON', { cause: error })
       throw error
     }
     if (!isRecord(body) || !Array.isArray(body.keys)) throw new Error('key set has no "keys" array')

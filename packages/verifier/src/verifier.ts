@@ -1,4 +1,3 @@
-import type { KeyObject } from 'node:crypto'
 import { createVerifier as createJwtVerifier, type TokenError } from 'fast-jwt'
 import { LRUCache } from 'lru-cache'
 import {

@@ -1,6 +1,6 @@
 // docs/protect-your-api.md shows the examples that pack.test.ts runs: each
 // file of docs/examples, verbatim, in the block after its marker.
-import { readdir, readFile } from 'node:fs/promises'
+import { access, readdir, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 
@@ -20,4 +20,34 @@ t.test('every example in docs/examples appears in the guide exactly as the file 
 
 t.test('the README links to the guide', async (t) => {
   t.match(await readFile(new URL('README.md', root), 'utf8'), /\]\(docs\/protect-your-api\.md\)/)
+})
+
+// GitHub's anchor for a heading: lower case, punctuation dropped, spaces as
+// hyphens, and -1, -2 … after a repeated one.
+const anchors = (markdown: string): Set<string> => {
+  const seen = new Map<string, number>()
+  const found = new Set<string>()
+  for (const [, heading] of outsideCode(markdown).matchAll(/^#{1,6} (.*)$/gm)) {
+    const slug = heading!.trim().toLowerCase().replace(/[^\p{L}\p{N}_\- ]/gu, '').replace(/ /g, '-')
+    const count = seen.get(slug) ?? 0
+    seen.set(slug, count + 1)
+    found.add(count === 0 ? slug : `${slug}-${count}`)
+  }
+  return found
+}
+const outsideCode = (markdown: string): string => markdown.replace(/^```[\s\S]*?^```/gm, '')
+
+t.test('every relative link in the README, SECURITY.md and docs/ leads to a file and heading that exist', async (t) => {
+  const pages = ['README.md', 'SECURITY.md', ...(await readdir(new URL('docs/', root))).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)]
+  for (const page of pages) {
+    const here = new URL(page, root)
+    for (const [, target] of outsideCode(await readFile(here, 'utf8')).matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target!)) continue
+      const [path, anchor] = target!.split('#')
+      const file = path === '' ? here : new URL(path!, here)
+      const exists = await access(file).then(() => true, () => false)
+      t.ok(exists, `${page}: ${target!} names a file that exists`)
+      if (exists && anchor !== undefined) t.ok(anchors(await readFile(file, 'utf8')).has(anchor), `${page}: ${target!} names a heading that exists`)
+    }
+  }
 })

@@ -1,9 +1,10 @@
 // The packages as a user gets them: packed with `pnpm pack`, installed with
 // npm into fresh directories outside the workspace, and the examples of
 // docs/protect-your-api.md run there, as written, against a real
-// auth-service with its own Redis. An Express user installs no Fastify.
+// auth-service with its own Redis. An Express user installs no Fastify; a
+// CLI built on @baton/client keeps its session in a file between runs.
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,10 +48,10 @@ async function install (parent: string, name: string, packages: string[]): Promi
 }
 
 /** Type-checks `source` in `dir` against the packages installed there, as a TypeScript user's build would. */
-async function typecheck (dir: string, source: string[]): Promise<unknown> {
+async function typecheck (dir: string, source: string[], compilerOptions: Record<string, unknown> = {}): Promise<unknown> {
   await writeFile(join(dir, 'check.ts'), source.join('\n'))
   await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'], typeRoots: [join(root, 'node_modules/@types')] },
+    compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'], typeRoots: [join(root, 'node_modules/@types')], ...compilerOptions },
     files: ['check.ts']
   }))
   return await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', dir], { timeout: 120_000 })
@@ -188,7 +189,7 @@ async function assertBearerAnswers (t: Test, url: string, auth: Auth, username: 
 t.test('packed, installed with npm outside the workspace, the examples protect Express, Fastify and node:http apps', async (t) => {
   const parent = await mkdtemp(join(tmpdir(), 'baton-pack-'))
   t.teardown(async () => { await rm(parent, { recursive: true, force: true }) })
-  const tarballs = { tokens: await pack('tokens', parent), verifier: await pack('verifier', parent) }
+  const tarballs = { tokens: await pack('tokens', parent), verifier: await pack('verifier', parent), client: await pack('client', parent) }
 
   await t.test('the packed manifests are publishable', async (t) => {
     for (const [name, tarball] of Object.entries(tarballs)) {
@@ -211,6 +212,9 @@ t.test('packed, installed with npm outside the workspace, the examples protect E
     t.same(dependencies.filter((name) => ['fastify', 'express', 'ioredis', 'prom-client', '@baton/service-kit'].includes(name)), [], 'no framework, Redis client or private package among its dependencies')
     t.same(verifier.peerDependenciesMeta, { fastify: { optional: true }, ioredis: { optional: true } }, 'the framework and the Redis client are the user\'s, and optional')
     t.match(verifier.exports, { './fastify': Object, './express': Object, './node': Object, './feed': Object })
+    const client = await manifestOf(tarballs.client)
+    t.same(client.dependencies ?? {}, {}, 'the client depends on nothing: browsers load it as it is')
+    t.match(client.exports, { './node': Object })
   })
 
   const auth = await startAuthService(t)
@@ -290,6 +294,48 @@ t.test('packed, installed with npm outside the workspace, the examples protect E
     await t.test('express-oauth2-jwt-bearer.mjs', async (t) => {
       await assertBearerAnswers(t, await runExample(t, 'express-oauth2-jwt-bearer.mjs', dir, env), auth, 'user-auth0')
     })
+  })
+
+  await t.test('the client: installed alone, typed for browsers without Node types; a CLI logs in, comes back in a new process, logs out', async (t) => {
+    const dir = await install(parent, 'client-app', [tarballs.client])
+    t.same(await readdir(join(dir, 'node_modules')).then((names) => names.filter((name) => !name.startsWith('.'))), ['@baton'], 'nothing else installed')
+
+    await t.resolves(typecheck(dir, [
+      "import { createClient, BatonClientError, type Session, type TokenStore } from '@baton/client'",
+      "const store: TokenStore = { get: () => undefined, set: () => {}, delete: () => {} }",
+      "const baton = createClient({ issuer: 'https://auth.example.com', apiOrigins: ['https://api.example.com'], tokenStore: store })",
+      "baton.on('session-ended', ({ reason }) => { document.title = reason })",
+      "export const sessions: Promise<Session[]> = baton.sessions()",
+      "export const me: Promise<Response> = baton.fetch('https://api.example.com/me')",
+      'export const failed = (error: unknown): string | undefined => error instanceof BatonClientError ? error.code : undefined',
+      ''
+    ], { types: [], lib: ['ES2022', 'DOM'] }), 'a browser project (DOM, no @types/node) type-checks against @baton/client')
+    await t.resolves(typecheck(dir, [
+      "import { createClient, FileTokenStore } from '@baton/client/node'",
+      "export const baton = createClient({ issuer: 'https://auth.example.com', tokenStore: new FileTokenStore('session.json') })",
+      ''
+    ]), 'and a Node project against @baton/client/node')
+
+    await writeFile(join(dir, 'cli.mjs'), [
+      "import { createClient, FileTokenStore } from '@baton/client/node'",
+      'const [command, issuer, username, password] = process.argv.slice(2)',
+      "const baton = createClient({ issuer, tokenStore: new FileTokenStore('session.json') })",
+      "if (command === 'login') await baton.login(username, password)",
+      "else if (!await baton.restore()) { console.log(JSON.stringify({ signedIn: false })); process.exit(0) }",
+      "if (command === 'logout') { await baton.logout(); console.log(JSON.stringify({ signedIn: baton.signedIn })) }",
+      'else console.log(JSON.stringify({ status: (await baton.fetch(`${issuer}/sessions`)).status, sessionId: baton.sessionId }))',
+      ''
+    ].join('\n'))
+    const cli = async (...args: string[]): Promise<Record<string, unknown>> =>
+      JSON.parse((await run(process.execPath, ['cli.mjs', ...args], { cwd: dir, timeout: 60_000 })).stdout) as Record<string, unknown>
+    await auth.login('client-user', 'profile')
+    const login = await cli('login', auth.url, 'client-user', PASSWORD)
+    t.match(login, { status: 200, sessionId: String }, 'logged in, and the API answered')
+    t.equal((await stat(join(dir, 'session.json'))).mode & 0o777, 0o600, 'the token file is its owner\'s only')
+    t.notMatch(await readFile(join(dir, 'session.json'), 'utf8'), /eyJ/, 'and holds no access token')
+    t.same(await cli('me', auth.url), login, 'a new process continues the session from the file')
+    t.same(await cli('logout', auth.url), { signedIn: false }, 'logged out')
+    t.same(await cli('me', auth.url), { signedIn: false }, 'and the next process finds no session')
   })
 
   // Each test above copied its example from docs/examples; what the doc shows is checked in docs.test.ts.

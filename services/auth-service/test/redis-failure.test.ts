@@ -127,7 +127,7 @@ function stall (ms: number): void {
   while (Date.now() < end) { /* spin */ }
 }
 
-const unavailable = (t: Test, response: { statusCode: number, headers: Record<string, unknown>, json: () => any }, what: string): void => {
+const unavailable = (t: Test, response: { statusCode: number, headers: Record<string, unknown>, json: () => Record<string, unknown> }, what: string): void => {
   t.equal(response.statusCode, 503, `${what}: 503`)
   t.equal(response.json().error, 'temporarily_unavailable', `${what}: temporarily_unavailable`)
   t.equal(response.headers['retry-after'], '1', `${what}: Retry-After`)
@@ -318,7 +318,7 @@ const WITHIN_TIMEOUTS = 1.8
 interface Answer {
   statusCode: number
   headers: Record<string, string>
-  json: () => any
+  json: () => Record<string, unknown>
   ms: number
 }
 

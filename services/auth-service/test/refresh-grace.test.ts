@@ -12,7 +12,8 @@ const GATEWAY_SECRET = 'gateway-secret-0123456789abcdef'
 // A resource server that may introspect (CLIENTS marks it so).
 const CLIENTS = JSON.stringify([{ client_id: 'gateway', client_secret: GATEWAY_SECRET, grant_types: ['client_credentials'], introspection: true }])
 
-interface Answer { status: number, body: Record<string, any> }
+// The body is parsed JSON whose shape is what the assertions are there to check.
+interface Answer { status: number, body: Record<string, any> } // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** One client machine: every request leaves from `localAddress` with `userAgent`, over a real socket. */
 function machine (port: number, localAddress: string, userAgent: string) {
@@ -25,7 +26,7 @@ function machine (port: number, localAddress: string, userAgent: string) {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { text += chunk })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: text === '' ? {} : JSON.parse(text) as Record<string, any> }) })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: text === '' ? {} : JSON.parse(text) as Answer['body'] }) })
     })
     req.on('error', reject)
     req.end(body)

@@ -57,6 +57,7 @@ function commandTimeoutOf (client: FeedClient): number | undefined {
   return client.options?.commandTimeout ?? client.options?.redisOptions?.commandTimeout
 }
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- types the events RevocationFeed emits onto the on() it inherits from EventEmitter
 export interface RevocationFeed {
   on: ((event: 'applied', listener: (event: RevocationEvent, lagMs: number) => void) => this) &
     ((event: 'gap', listener: (reason: GapReason, detail: Record<string, unknown>) => void) => this)
@@ -82,6 +83,7 @@ export interface RevocationFeed {
  * feed.start()
  * const verifier = createVerifier({ issuer, audience, jwksUri, isRevoked: feed.isRevoked })
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- types the events RevocationFeed emits onto the on() it inherits from EventEmitter
 export class RevocationFeed extends EventEmitter {
   /** What the feed said, held while it matters. */
   readonly list: RevocationList

@@ -111,7 +111,7 @@ export async function rotateKeys (context: CommandContext, args: CommandArgs): P
   if (config.SIGNING_KEY !== undefined) {
     throw new CommandError(`refused: ${SUPPLIED_KEYS}. ` +
       'Rotate them there: add the new key after the current one, wait KEY_PUBLISH_AHEAD, move it first, ' +
-      'remove the old one after ACCESS_TOKEN_TTL + CLOCK_SKEW (see the README, "Key rotation")', 2)
+      'remove the old one after ACCESS_TOKEN_TTL + CLOCK_SKEW (see docs/signing-keys.md, "Key rotation")', 2)
   }
   const policy = rotationPolicy(config)
   const now = context.now()

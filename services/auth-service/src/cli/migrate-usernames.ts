@@ -1,7 +1,7 @@
 /**
  * `pnpm --dir services/auth-service migrate-usernames`: gives every account
- * registered before RFC 8265 case folding its case-folded name key (see the
- * README, "Usernames"), configured by the same environment as the service.
+ * registered before RFC 8265 case folding its case-folded name key (see
+ * docs/usernames.md), configured by the same environment as the service.
  * Prints one JSON line `{scanned, added, conflicts}` and exits 0, or one line
  * on stderr and exits 1.
  */

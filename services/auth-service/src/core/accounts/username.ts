@@ -16,6 +16,8 @@
  * the Unicode version of the running Node.js.
  */
 
+// The whole ASCII range, controls included, is the point of the check.
+// eslint-disable-next-line no-control-regex
 const ASCII = /^[\x00-\x7F]*$/
 
 // RFC 8265 §3.3.2 width mapping: the <wide> and <narrow> compatibility

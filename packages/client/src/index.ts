@@ -1,0 +1,10 @@
+// The browser entry point: nothing below it imports a Node module.
+export { BatonClient, createClient } from './client.js'
+export type { ClientEvents, ClientOptions, Session } from './client.js'
+export { BatonClientError } from './errors.js'
+export type { ClientErrorCode } from './errors.js'
+export { CLIENT_HEADER } from './delivery.js'
+export type { RefreshTokenDelivery } from './delivery.js'
+export { MemoryTokenStore } from './token-store.js'
+export type { StoredTokenName, TokenStore } from './token-store.js'
+export type { SessionEndReason } from './tabs.js'
