@@ -37,9 +37,9 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
   })
 }
 
-/** A list of web origins (`https://app.example.com`, `http://localhost:3000`), separated by commas or spaces. */
+/** A comma-separated list of web origins (`https://app.example.com`, `http://localhost:3000`), as the auth-service reads its own CORS_ORIGINS. */
 function readOrigins (read: EnvReader, name: string): readonly string[] {
-  const origins = (read.raw(name) ?? '').split(/[\s,]+/).filter((entry) => entry !== '')
+  const origins = (read.raw(name) ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
   for (const origin of origins) {
     let parsed: URL | undefined
     try {
@@ -47,7 +47,7 @@ function readOrigins (read: EnvReader, name: string): readonly string[] {
     } catch {}
     // An origin is a scheme, host and port and nothing else; a path or a trailing slash would never match a browser's Origin header.
     if (parsed === undefined || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
-      throw new ConfigError(name, 'must be a list of origins such as https://app.example.com or http://localhost:3000 (scheme, host and port only), separated by commas or spaces')
+      throw new ConfigError(name, 'must be a list of origins such as https://app.example.com or http://localhost:3000 (scheme, host and port only), separated by commas')
     }
   }
   return Object.freeze([...new Set(origins)])

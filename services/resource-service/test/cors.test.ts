@@ -9,10 +9,10 @@ import { claims, setup, signToken } from './helper.js'
 const APP = 'http://localhost:3000'
 const ELSEWHERE = 'https://evil.example'
 
-t.test('CORS_ORIGINS takes origins separated by commas or spaces, and nothing else', async (t) => {
+t.test('CORS_ORIGINS takes origins separated by commas, and nothing else', async (t) => {
   t.same(loadConfig({}).CORS_ORIGINS, [], 'none by default')
-  t.same(loadConfig({ CORS_ORIGINS: `${APP}, https://app.example.com  https://app.example.com` }).CORS_ORIGINS, [APP, 'https://app.example.com'])
-  for (const bad of ['localhost:3000', 'https://app.example.com/', 'https://app.example.com/path', 'ftp://app.example.com', '*', 'null']) {
+  t.same(loadConfig({ CORS_ORIGINS: `${APP}, https://app.example.com,https://app.example.com` }).CORS_ORIGINS, [APP, 'https://app.example.com'])
+  for (const bad of ['localhost:3000', 'https://app.example.com/', 'https://app.example.com/path', 'ftp://app.example.com', '*', 'null', `${APP} https://app.example.com`]) {
     t.throws(() => loadConfig({ CORS_ORIGINS: bad }), ConfigError, bad)
   }
 })
