@@ -9,6 +9,8 @@
 // `127.0.0.1` are different sites to a browser: every URL here says
 // localhost.
 
+const COOKIE_CLIENT_ID = 'baton-demo'
+
 /**
  * @param {Record<string, string | undefined>} env
  * @param {{ authPort: number, resourcePort: number, demoPort: number }} ports
@@ -16,6 +18,8 @@
  */
 export function demoEnvironment (env, { authPort, resourcePort, demoPort }) {
   const page = `http://localhost:${demoPort}`
+  // Cookie mode, the safe default for browsers; `body` shows token mode, with the built-in client.
+  const delivery = env.DEMO_REFRESH_TOKEN_DELIVERY === 'body' ? 'body' : 'cookie'
   const defaults = {
     DEMO_URL: page,
     ISSUER: `http://localhost:${authPort}`,
@@ -28,7 +32,10 @@ export function demoEnvironment (env, { authPort, resourcePort, demoPort }) {
     REDIS_KEY_PREFIX: 'baton-demo:',
     // Trying the page out means registering a few accounts.
     RATE_LIMIT_REGISTRATIONS: '100',
-    DEMO_REFRESH_TOKEN_DELIVERY: 'body'
+    DEMO_REFRESH_TOKEN_DELIVERY: delivery,
+    DEMO_CLIENT_ID: delivery === 'cookie' ? COOKIE_CLIENT_ID : 'baton',
+    // The page's own client, in cookie mode; the built-in client `baton` (token mode) stays, for the phone app the page plays.
+    CLIENTS: JSON.stringify([{ client_id: COOKIE_CLIENT_ID, grant_types: ['password', 'refresh_token'], refresh_token_delivery: 'cookie' }])
   }
   return Object.fromEntries(Object.entries(defaults).filter(([name]) => (env[name] ?? '') === ''))
 }

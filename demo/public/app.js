@@ -135,6 +135,9 @@ const END_REASONS = {
 }
 
 baton.on('signed-in', ({ fromOtherTab }) => {
+  // A new session: count its refreshes from here (a cookie-mode tab's look for a session it did not have is not one).
+  Object.assign(stats, { requests: 0, rotations: 0, handed: 0 })
+  renderStats()
   log('ok', fromOtherTab ? 'Signed in by another tab' : 'Signed in', fromOtherTab ? 'The tab that logged in passed the session over the BroadcastChannel: no request from this tab.' : 'Password grant: an access token and a refresh token came back.')
   void enterSignedIn()
 })
@@ -294,6 +297,9 @@ async function callApi (path) {
   const result = $('api-result')
   result.hidden = false
   $('api-what').textContent = `GET ${path}`
+  $('api-status').textContent = '…'
+  $('api-status').className = 'status status-muted'
+  $('api-body').textContent = ''
   try {
     const response = await baton.fetch(`${config.apiUrl}${path}`)
     const text = await response.text()
