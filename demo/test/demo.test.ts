@@ -45,12 +45,12 @@ t.test('the demo page, start to finish, then Ctrl-C', { skip }, async (t) => {
   t.ok(Number(await text(first, '#countdown-seconds')) > 0, 'and its countdown runs')
 
   await first.click('#call-me')
-  await first.locator('#api-status', { hasText: '200' }).waitFor()
-  t.match(await text(first, '#api-body'), `"username": "${username}"`, 'GET /me through client.fetch')
+  await first.locator('#api-body', { hasText: username }).waitFor()
+  t.equal(await text(first, '#api-status'), '200', 'GET /me through client.fetch')
+  t.match(await text(first, '#api-body'), `"username": "${username}"`, 'answered for the user signed in')
   await first.click('#call-reports')
-  await first.locator('#api-what', { hasText: '/reports' }).waitFor()
-  await first.locator('#api-status', { hasText: '200' }).waitFor()
-  t.match(await text(first, '#api-body'), 'rpt-2026-q1-usage', 'GET /reports, which needs reports:read')
+  await first.locator('#api-body', { hasText: 'rpt-2026-q1-usage' }).waitFor()
+  t.equal(await text(first, '#api-status'), '200', 'GET /reports, which needs reports:read')
 
   // A second tab: signed in by the first, and when the token runs low one refresh serves both.
   const second = await openDemoTab(t, context, demo.pageUrl)
