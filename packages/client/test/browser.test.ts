@@ -114,37 +114,70 @@ t.test('logout in one tab signs the other out within a second, and the auth-serv
   t.equal(status, 401, 'and the access token it held is refused by the auth-service: the session is over there too')
 })
 
-t.test('a refresh answer lost on the way back (the server rotated, the browser never heard): the session lives on', { skip }, async (t) => {
-  const auth = await startAuthService(t, { ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL_S) }, { routes: harnessRoutes })
-  const username = await auth.register()
-  const context = await launchBrowser(t)
-  const page = await openTab(t, context, auth.url, { skew: String(SKEW_MS) })
-  await page.evaluate(async ({ username, password }) => { await (globalThis as unknown as Harness).baton.login(username, password) }, { username, password: PASSWORD })
+const COOKIE_CLIENT = 'harness-cookie'
 
-  // The first refresh goes to the auth-service for real, and its answer is thrown away: the browser sees a reset connection.
-  const refreshAnswers: Array<{ lost: boolean, status: number, refreshToken: string | undefined }> = []
-  await context.route('**/oauth/token', async (route) => {
-    if (!(route.request().postData() ?? '').includes('grant_type=refresh_token')) return await route.continue()
-    const response = await route.fetch()
-    const body = await response.json() as { refresh_token?: string }
-    const lost = refreshAnswers.length === 0
-    refreshAnswers.push({ lost, status: response.status(), refreshToken: body.refresh_token })
-    return lost ? await route.abort('connectionreset') : await route.fulfill({ response, json: body })
+/** The auth-service for one delivery mode; in cookie mode with a cookie client that the harness page, on the service's own origin, may use. */
+function modeEnvironment (delivery: 'body' | 'cookie'): (url: string) => Record<string, string> {
+  return (url) => ({
+    ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL_S),
+    ...(delivery === 'cookie'
+      ? { CORS_ORIGINS: url, CLIENTS: JSON.stringify([{ client_id: COOKIE_CLIENT, grant_types: ['password', 'refresh_token'], refresh_token_delivery: 'cookie' }]) }
+      : {})
   })
-  const before = (await harnessState(page)).expiresAt!
+}
 
-  const [status] = await fireWhenDue(page, 1)
-  const state = await harnessState(page)
-  t.equal(status, 200, 'the call that needed the refresh was answered')
-  t.equal(refreshAnswers.length, 2, 'the refresh was sent twice: once lost, once retried')
-  t.match(refreshAnswers[0], { lost: true, status: 200 }, 'the first reached the auth-service, which rotated')
-  t.match(refreshAnswers[1], { lost: false, status: 200 }, 'the retry was answered')
-  t.equal(refreshAnswers[1]?.refreshToken, refreshAnswers[0]?.refreshToken, 'with the very successor the lost answer carried')
-  t.equal(await auth.refreshes('rotated'), 1, 'one rotation')
-  t.equal(await auth.refreshes('race_absorbed'), 1, 'and the retry answered inside the grace window')
-  t.equal(await auth.refreshes('reuse_detected'), 0, 'not taken for theft')
-  t.ok(state.signedIn, 'still signed in')
-  t.ok(state.expiresAt! > before, 'with the new access token')
-  t.equal(state.events.filter((event) => event.type === 'session-ended').length, 0, 'no session-ended event')
-  t.equal(await page.evaluate(async () => (await (globalThis as unknown as Harness).baton.fetch('/sessions')).status), 200, 'and it goes on calling')
-})
+/** The new refresh token an answer carries: in its body (token mode) or its Set-Cookie (cookie mode). */
+function refreshTokenOf (body: { refresh_token?: string }, setCookie: string | undefined): string | undefined {
+  return body.refresh_token ?? /__Host-baton-refresh-[^=]+=([^;]*)/.exec(setCookie ?? '')?.[1]
+}
+
+for (const delivery of ['body', 'cookie'] as const) {
+  t.test(`${delivery === 'body' ? 'token' : 'cookie'} mode: a refresh answer lost on the way back (the server rotated, the browser never heard) leaves the session alive`, { skip }, async (t) => {
+    const auth = await startAuthService(t, modeEnvironment(delivery), { routes: harnessRoutes })
+    const username = await auth.register()
+    const context = await launchBrowser(t)
+    const page = await openTab(t, context, auth.url, { skew: String(SKEW_MS), ...(delivery === 'cookie' ? { delivery, client: COOKIE_CLIENT } : {}) })
+    await page.evaluate(async ({ username, password }) => { await (globalThis as unknown as Harness).baton.login(username, password) }, { username, password: PASSWORD })
+
+    // The first refresh goes to the auth-service for real, and its answer is thrown away: the browser sees a reset connection.
+    const refreshAnswers: Array<{ lost: boolean, status: number, refreshToken: string | undefined }> = []
+    await context.route('**/oauth/token', async (route) => {
+      if (!(route.request().postData() ?? '').includes('grant_type=refresh_token')) return await route.continue()
+      const lost = refreshAnswers.length === 0
+      // route.fetch() stores the answer's cookies in the browser's jar: put the jar back, as if the Set-Cookie never came.
+      const jar = await context.cookies()
+      const response = await route.fetch()
+      const body = await response.json() as { refresh_token?: string }
+      refreshAnswers.push({ lost, status: response.status(), refreshToken: refreshTokenOf(body, response.headers()['set-cookie']) })
+      if (!lost) return await route.fulfill({ response, json: body })
+      await context.clearCookies()
+      await context.addCookies(jar)
+      return await route.abort('connectionreset')
+    })
+    const before = (await harnessState(page)).expiresAt!
+
+    const [status] = await fireWhenDue(page, 1)
+    const state = await harnessState(page)
+    t.equal(status, 200, 'the call that needed the refresh was answered')
+    t.equal(refreshAnswers.length, 2, 'the refresh was sent twice: once lost, once retried')
+    t.match(refreshAnswers[0], { lost: true, status: 200, refreshToken: String }, 'the first reached the auth-service, which rotated')
+    t.match(refreshAnswers[1], { lost: false, status: 200 }, 'the retry was answered')
+    t.equal(refreshAnswers[1]?.refreshToken, refreshAnswers[0]?.refreshToken, 'with the very successor the lost answer carried')
+    t.equal(await auth.refreshes('rotated'), 1, 'one rotation')
+    t.equal(await auth.refreshes('grace_retry'), 1, 'and the retry answered inside the grace window')
+    t.equal(await auth.refreshes('reuse_detected'), 0, 'not taken for theft')
+    t.ok(state.signedIn, 'still signed in')
+    t.ok(state.expiresAt! > before, 'with the new access token')
+    if (delivery === 'cookie') {
+      const cookie = (await context.cookies(auth.url)).find((entry) => entry.name === `__Host-baton-refresh-${COOKIE_CLIENT}`)
+      t.equal(cookie?.value, refreshAnswers[0]?.refreshToken, 'the browser now holds the successor in its cookie')
+    }
+
+    // The successor works: the next refresh rotates it, and nobody is signed out.
+    await context.unroute('**/oauth/token')
+    const [next] = await fireWhenDue(page, 1)
+    t.equal(next, 200, 'the next refresh, with the successor, works')
+    t.equal(await auth.refreshes('rotated'), 2, 'a second rotation')
+    t.equal((await harnessState(page)).events.filter((event) => event.type === 'session-ended').length, 0, 'no session-ended event')
+  })
+}

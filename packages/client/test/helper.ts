@@ -62,7 +62,7 @@ export interface AuthService {
  * before it starts (the browser harness serves its page this way, from the
  * same origin).
  */
-export async function startAuthService (t: Test, env: Record<string, string> = {}, options: { clock?: TestClock, routes?: (app: AuthApp) => void | Promise<void> } = {}): Promise<AuthService> {
+export async function startAuthService (t: Test, env: Record<string, string> | ((url: string) => Record<string, string>) = {}, options: { clock?: TestClock, routes?: (app: AuthApp) => void | Promise<void> } = {}): Promise<AuthService> {
   const server = await sharedRedis()
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
@@ -74,7 +74,7 @@ export async function startAuthService (t: Test, env: Record<string, string> = {
     RATE_LIMIT_REGISTRATIONS: '1000',
     // Many test suites share two cores: slow Redis replies must not turn into 503s.
     REDIS_COMMAND_TIMEOUT: '5000',
-    ...env
+    ...(typeof env === 'function' ? env(url) : env)
   })
   const app = await buildApp(config, options.clock === undefined ? {} : { now: options.clock.now })
   await options.routes?.(app)
