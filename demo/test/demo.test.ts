@@ -120,3 +120,16 @@ t.test('the demo page, start to finish, then Ctrl-C', { skip }, async (t) => {
   t.equal(await demo.stop('SIGINT'), 0, 'SIGINT: the demo exits 0')
   t.same(await Promise.all(ports.map(portClosed)), [true, true, true], 'the page, the auth-service and the resource-service are gone')
 })
+
+t.test('killed outright (SIGKILL, as pnpm does to its script\'s process group): the page and both services stop by themselves', async (t) => {
+  const demo = await startDemo(t)
+  const ports = [demo.pageUrl, demo.authUrl, demo.apiUrl].map((url) => Number(new URL(url).port))
+  t.equal(await demo.stop('SIGKILL'), null, 'the script is gone without a word')
+  const deadline = Date.now() + 30_000
+  let closed = await Promise.all(ports.map(portClosed))
+  while (closed.includes(false) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    closed = await Promise.all(ports.map(portClosed))
+  }
+  t.same(closed, [true, true, true], 'each noticed its IPC channel close, and stopped')
+})
