@@ -41,6 +41,7 @@ t.test('a bad cluster list names REDIS_CLUSTER_NODES', async (t) => {
   refuses(t, { REDIS_CLUSTER_NODES: 'http://:s3cret@a:1' }, 'REDIS_CLUSTER_NODES', /protocol/)
   refuses(t, { REDIS_CLUSTER_NODES: 'redis://:s3cret@a:99999' }, 'REDIS_CLUSTER_NODES', /host:port/)
   refuses(t, { REDIS_CLUSTER_NODES: 'rediss://:s3cret@a:1,redis://:s3cret@b:1' }, 'REDIS_CLUSTER_NODES', /same scheme and credentials/)
+  refuses(t, { REDIS_CLUSTER_NODES: 'redis://:s3cret%zz@a:1' }, 'REDIS_CLUSTER_NODES', /percent-encoded/)
   refuses(t, { REDIS_CLUSTER_NODES: 'redis://:s3cret@a:1', REDIS_SENTINELS: 'redis://:s3cret@b:2', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS', /REDIS_CLUSTER_NODES/)
 })
 
@@ -55,4 +56,5 @@ t.test('REDIS_SENTINELS with REDIS_SENTINEL_NAME: the master the Sentinels watch
   refuses(t, { REDIS_SENTINELS: 'redis://:s3cret@s1:26379' }, 'REDIS_SENTINEL_NAME', /must name the master/)
   refuses(t, { REDIS_SENTINELS: 'redis://:s3cret@s1:26379', REDIS_SENTINEL_NAME: 'a b' }, 'REDIS_SENTINEL_NAME', /letters/)
   refuses(t, { REDIS_SENTINELS: 'redis://:s3cret@s1', REDIS_SENTINEL_NAME: 'baton' }, 'REDIS_SENTINELS', /with the port/)
+  refuses(t, { REDIS_SENTINELS: 'redis://user%@s1:1', REDIS_SENTINEL_NAME: 'baton' }, 'REDIS_SENTINELS', /percent-encoded/)
 })
