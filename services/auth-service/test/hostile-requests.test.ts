@@ -46,9 +46,7 @@ t.test('bodies: too large, malformed, of the wrong type, or shaped to attack the
   ]
   for (const [name, request, status, error] of cases) {
     const response = await app.inject({ method: 'POST', url: '/oauth/token', ...request })
-    t.equal(response.statusCode, status, name)
-    t.equal(response.json<{ error: string }>().error, error, name)
-    t.equal(typeof response.json<{ error_description: unknown }>().error_description, 'string', `${name}: described`)
+    t.match({ status: response.statusCode, body: response.json() }, { status, body: { error: new RegExp(`^${error}$`), error_description: String } }, name)
   }
   t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was polluted')
   t.equal((Object.prototype as unknown as Record<string, unknown>).polluted, undefined)
@@ -162,8 +160,7 @@ t.test('a complete body with a member named __proto__, constructor or prototype:
         const response = await app.inject({ method: 'POST', url, headers: { ...headers, 'content-type': contentType }, payload })
         // /users takes JSON only: a form is refused before any parser reads it.
         const expected = url === '/users' && contentType !== 'application/json' ? 415 : 400
-        t.equal(response.statusCode, expected, `${url}, ${name} in a ${format} body`)
-        if (expected === 400) t.equal(response.json<{ error: string }>().error, 'invalid_request', `${url}, ${name} in a ${format} body: invalid_request`)
+        t.match({ status: response.statusCode, body: response.json() }, { status: expected, ...(expected === 400 ? { body: { error: /^invalid_request$/ } } : {}) }, `${url}, ${name} in a ${format} body`)
       }
     }
   }
