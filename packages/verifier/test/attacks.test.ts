@@ -66,7 +66,9 @@ for (const name of ADAPTERS) {
     t.same(failures, [], `all ${list.length} hostile tokens refused on both routes`)
     t.equal(trapHits(), 0, 'no jku, x5u or jwk made the app fetch anything')
     t.ok(jwks.hits() - fetchesBefore <= 1, `made-up kids caused ${jwks.hits() - fetchesBefore} JWKS fetch (rate-limited to one per interval)`)
-    t.ok(slowest < 1000, `the slowest refusal took ${slowest.toFixed(1)} ms`)
+    // A slow path (a pathological parse, a wait on some fetch) costs seconds; each refusal takes
+    // milliseconds, and a loaded machine can add most of a second to any one of hundreds.
+    t.ok(slowest < 3000, `the slowest refusal took ${slowest.toFixed(1)} ms`)
     t.equal((await app.get('/me', `Bearer ${control}`)).status, 200, 'and the genuine token still passes afterwards')
   })
 
