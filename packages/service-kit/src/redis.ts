@@ -38,6 +38,15 @@ export interface RedisClientOptions {
 /** Either kind of ioredis client; both carry every command, `defineCommand` included. */
 export type RedisClient = Redis | Cluster
 
+/** A URL's user name or password, percent-decoded; a stray `%` is a ConfigError, not a URIError at start-up. */
+function decodeCredential (variable: string, encoded: string): string {
+  try {
+    return decodeURIComponent(encoded)
+  } catch {
+    throw new ConfigError(variable, 'credentials must be percent-encoded: a "%" is followed by two hex digits')
+  }
+}
+
 /**
  * Parses a comma-separated list of `host:port` or `redis[s]://[user:password@]host:port`
  * entries. Every entry must agree on the scheme and the credentials, which then
@@ -68,8 +77,8 @@ export function parseRedisNodes (variable: string, value: string): { nodes: Redi
     }
     const entryAuth: RedisAuth = {
       tls: url.protocol === 'rediss:',
-      ...(url.username !== '' ? { username: decodeURIComponent(url.username) } : {}),
-      ...(url.password !== '' ? { password: decodeURIComponent(url.password) } : {})
+      ...(url.username !== '' ? { username: decodeCredential(variable, url.username) } : {}),
+      ...(url.password !== '' ? { password: decodeCredential(variable, url.password) } : {})
     }
     // Entries without a scheme or credentials inherit the first entry's; explicit ones must agree.
     const explicit = /^[a-z]+:\/\//i.test(entry)

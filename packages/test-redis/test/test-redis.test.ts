@@ -1,4 +1,5 @@
 import t from 'tap'
+import { createServer, type AddressInfo } from 'node:net'
 import { Redis } from 'ioredis'
 import { freePort, redisCommand, startRedis, startRedisCluster } from '../src/index.js'
 
@@ -32,7 +33,11 @@ t.test('a private server: SET/GET, pause, crash and restart, stop', async (t) =>
 
 t.test('freePort gives a bindable port', async (t) => {
   const port = await freePort()
-  t.ok(port > 0 && port < 65536)
+  t.ok(port > 0 && port < 65536 && port !== 6379, `port ${port}`)
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => { server.once('error', reject).listen(port, '127.0.0.1', resolve) })
+  t.equal((server.address() as AddressInfo).port, port, 'a server listens on it')
+  await new Promise((resolve) => server.close(resolve))
 })
 
 t.test('a missing redis-server is reported with how to install it', async (t) => {

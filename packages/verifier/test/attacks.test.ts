@@ -66,7 +66,9 @@ for (const name of ADAPTERS) {
     t.same(failures, [], `all ${list.length} hostile tokens refused on both routes`)
     t.equal(trapHits(), 0, 'no jku, x5u or jwk made the app fetch anything')
     t.ok(jwks.hits() - fetchesBefore <= 1, `made-up kids caused ${jwks.hits() - fetchesBefore} JWKS fetch (rate-limited to one per interval)`)
-    t.ok(slowest < 1000, `the slowest refusal took ${slowest.toFixed(1)} ms`)
+    // A slow path (a pathological parse, a wait on some fetch) costs seconds; each refusal takes
+    // milliseconds, and a loaded machine can add most of a second to any one of hundreds.
+    t.ok(slowest < 3000, `the slowest refusal took ${slowest.toFixed(1)} ms`)
     t.equal((await app.get('/me', `Bearer ${control}`)).status, 200, 'and the genuine token still passes afterwards')
   })
 
@@ -92,11 +94,13 @@ t.test('each refusal names its reason', async (t) => {
   const verifier = createVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUri: jwks.url })
   t.teardown(verifier.close)
   const reasons = new Set<string>()
-  for (const { token } of forgeries({ ed, ec, genuine: claims(), trap: 'http://127.0.0.1:9/never' })) {
+  const notRefused: string[] = []
+  for (const { name, token } of forgeries({ ed, ec, genuine: claims(), trap: 'http://127.0.0.1:9/never' })) {
     const error = await verifier.verify(token).then(() => undefined, (caught: unknown) => caught)
-    t.ok(error instanceof VerifierError, 'a VerifierError')
     if (error instanceof VerifierError) reasons.add(error.reason)
+    else notRefused.push(`${name}: ${error === undefined ? 'accepted' : String(error)}`)
   }
+  t.same(notRefused, [], 'every forgery is refused with a VerifierError')
   for (const reason of ['algorithm', 'header', 'encoding', 'duplicate', 'unknown_kid', 'signature', 'malformed', 'claims', 'typ', 'expired', 'not_yet_valid', 'issued_in_future', 'too_large']) {
     t.ok(reasons.has(reason), `some token was refused for ${reason}`)
   }
@@ -108,8 +112,10 @@ t.test('another spelling of a verified, cached token is checked afresh and refus
   const [h, p, s] = token.split('.') as [string, string, string]
   for (let i = 0; i < 3; i++) t.equal((await verifier.verify(token)).sub, 'user-1')
   const respelled = `${h}.${p}.${withTrailingBits(s)}`
-  t.not(respelled, token)
-  t.same(Buffer.from(respelled.split('.')[2]!, 'base64url'), Buffer.from(s, 'base64url'), 'the same signature bytes')
+  // The premise, not the subject: the test's own helper must give another spelling of the same bytes.
+  if (respelled === token || !Buffer.from(respelled.split('.')[2]!, 'base64url').equals(Buffer.from(s, 'base64url'))) {
+    throw new Error('withTrailingBits must respell the signature without changing its bytes')
+  }
   await t.rejects(verifier.verify(respelled), { statusCode: 401, reason: 'encoding', message: 'the access token is not canonical base64url' })
 })
 

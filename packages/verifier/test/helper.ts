@@ -1,6 +1,6 @@
 // Shared by the verifier's tests and the resource-service's: real keys, a
 // real JWKS server on a real socket, and tokens signed the way Baton signs them.
-import { createHmac, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
+import { createHmac, generateKeyPairSync, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { connect, type AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
@@ -203,6 +203,25 @@ export function oddAuthorizationHeaders (token: string): Array<[string, number, 
   ]
 }
 
+/**
+ * `count` random Authorization values, three in four of them past the scheme so
+ * the token parser sees them: "Bearer " and random bytes, three random base64url
+ * segments, or a real header segment with a random payload and signature. CR
+ * and LF are left out: they would end the header rather than fill it.
+ */
+export function randomAuthorizationValues (headerSegment: string, count: number): Buffer[] {
+  const bytes = (i: number): Buffer => Buffer.from([...randomBytes(1 + (i * 7) % 300)].filter((byte) => byte !== 0x0d && byte !== 0x0a))
+  const segment = (i: number): string => randomBytes(1 + (i * 7) % 200).toString('base64url')
+  return Array.from({ length: count }, (_, i) => {
+    switch (i % 4) {
+      case 0: return bytes(i)
+      case 1: return Buffer.concat([Buffer.from('Bearer '), bytes(i)])
+      case 2: return Buffer.from(`Bearer ${segment(i)}.${segment(i + 1)}.${segment(i + 2)}`)
+      default: return Buffer.from(`Bearer ${headerSegment}.${segment(i)}.${segment(i + 1)}`)
+    }
+  })
+}
+
 /** What a client sees of an answer to a protected request. */
 export interface BearerAnswer {
   status: number
@@ -211,13 +230,15 @@ export interface BearerAnswer {
   challenge: string | undefined
 }
 
-/** Sends every `oddAuthorizationHeaders` value through `send` and asserts its RFC 6750 answer. */
+/** Sends every `oddAuthorizationHeaders` value through `send` and asserts its RFC 6750 answer: one assertion per value. */
 export async function assertOddAuthorizationHeadersWith (t: Test, send: (authorization: string) => Promise<BearerAnswer>, token: string, realm = 'baton'): Promise<void> {
   for (const [value, status, error] of oddAuthorizationHeaders(token)) {
     const answer = await send(value)
-    t.equal(answer.status, status, JSON.stringify(value.slice(0, 30)))
-    if (status === 401) t.match(answer.challenge, new RegExp(`^Bearer realm="${realm}"`))
-    if (error !== undefined) t.equal(answer.error, error)
+    t.match(answer, {
+      status,
+      ...(status === 401 ? { challenge: new RegExp(`^Bearer realm="${realm}"`) } : {}),
+      ...(error !== undefined ? { error: new RegExp(`^${error}$`) } : {})
+    }, JSON.stringify(value.slice(0, 30)))
   }
 }
 

@@ -199,11 +199,15 @@ t.test('a server that is down: not ready, misses return undefined, later fetches
 })
 
 t.test('close aborts a fetch under way and stops further fetches', async (t) => {
-  const jwks = await startJwksServer([], { routes: (app) => app.get('/hang', async () => await new Promise(() => {})) })
+  let arrived: () => void = () => {}
+  const underWay = new Promise<void>((resolve) => { arrived = resolve })
+  const jwks = await startJwksServer([], { routes: (app) => app.get('/hang', async () => { arrived(); await new Promise(() => {}) }) })
   t.teardown(jwks.close)
   const source = createJwksKeySource({ jwksUrl: jwks.url.replace('/.well-known/jwks.json', '/hang'), timeoutMs: 60_000 })
   const pending = source.refresh()
-  setTimeout(() => { source.close() }, 50)
+  // Closed once the request has reached the server, not after a guess at how long that takes.
+  await underWay
+  source.close()
   await t.rejects(pending)
   await t.rejects(source.refresh(), /closed/)
   t.equal(await source.getKey('any'), undefined)

@@ -119,7 +119,10 @@ t.test('a master killed mid-load: fast 503s, nothing lost, recovery without a re
 
   t.ok(killedAt > 0, 'the master was killed under load')
   t.same([...new Set(samples.map((sample) => sample.status))].filter((status) => status !== 200 && status !== 503), [], 'every answer was 200 or 503: never a 500, never a 400 for a good token')
-  t.ok(longest < 2500, `no request hung: the longest took ${longest} ms`)
+  // A client that waited the failover out would see slow 200s and no 503.
+  t.ok(failed.length > 0, `the outage was answered with 503s, not waited out (${failed.length})`)
+  // Bounded by REDIS_COMMAND_TIMEOUT (1 s) and a password hash; the rest is margin for a loaded machine.
+  t.ok(longest < 4000, `no request hung: the longest took ${longest} ms`)
   t.ok(recoveredAt > 0, `requests succeed again on their own, ${recoveredAt - killedAt} ms after the kill, within ${LOAD_MS} ms of load`)
   t.equal(readiness.at(-1)?.status, 200, '/readyz is ready again')
 

@@ -166,5 +166,7 @@ t.test('REDIS_WAIT_REPLICAS beyond the replicas there are: no token is handed ou
   t.equal(response.statusCode, 503, 'each master has one replica, not two')
   t.equal(response.json().error, 'temporarily_unavailable')
   t.notOk('refresh_token' in response.json(), 'no token')
-  t.ok(Date.now() - started < 2000, 'within the command timeout (and the password hash)')
+  // An unbounded WAIT would never return; the command timeout (400 ms) and a password hash take well under this on a loaded machine.
+  const ms = Date.now() - started
+  t.ok(ms < 5000, `answered in ${ms} ms: WAIT is bounded by the command timeout`)
 })

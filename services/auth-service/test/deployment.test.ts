@@ -55,7 +55,8 @@ t.test('the auth-service healthcheck command passes on a ready service and fails
   t.equal(flag, '-e')
   // Not spawnSync: the service answering the probe runs in this process.
   const probe = async (): Promise<number | null> => await new Promise((resolve) => {
-    spawn(process.execPath, ['-e', script!.replace('127.0.0.1:3001', `127.0.0.1:${port}`)], { stdio: 'ignore', timeout: 5000 }).once('exit', resolve)
+    // Only a guard against a probe that never exits: on a loaded machine node itself may take seconds to start.
+    spawn(process.execPath, ['-e', script!.replace('127.0.0.1:3001', `127.0.0.1:${port}`)], { stdio: 'ignore', timeout: 60_000 }).once('exit', resolve)
   })
   t.equal(await probe(), 0, 'healthy while ready')
   server.pause()

@@ -106,13 +106,22 @@ export async function setup (t: Test, env: Record<string, string> = {}, options:
   return { app, redis, backend, clock, prefix, logs: () => captured }
 }
 
+/**
+ * Resolves once `check` holds, polling every 20 ms; throws after `timeoutMs`
+ * with `what` and `detail()`. Tests wait for the event this way, never for a
+ * fixed time that a loaded machine may overrun.
+ */
+export async function until (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000, detail: () => Promise<string> | string = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms ${await detail()}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
 /** Resolves once `/readyz` answers 200; throws after `timeoutMs`. */
 export async function untilReady (app: FastifyInstance, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while ((await app.inject('/readyz')).statusCode !== 200) {
-    if (Date.now() > deadline) throw new Error(`not ready after ${timeoutMs} ms: ${(await app.inject('/readyz')).body}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
+  await until('ready', async () => (await app.inject('/readyz')).statusCode === 200, timeoutMs, async () => (await app.inject('/readyz')).body)
 }
 
 export async function register (app: FastifyInstance, username = `user${++counter}`, password = 'correct horse battery'): Promise<{ id: string, username: string, password: string }> {

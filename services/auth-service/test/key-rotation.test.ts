@@ -51,7 +51,19 @@ async function waitFor (condition: () => Promise<boolean> | boolean, timeoutMs =
 t.test('configuration: defaults, the publish-ahead floor, the JWKS max-age', async (t) => {
   const defaults = loadConfig({})
   t.match(defaults, { JWKS_MAX_AGE: 300, KEYRING_RELOAD_INTERVAL: 5, KEY_PUBLISH_AHEAD: 605, KEY_ROTATION_INTERVAL: 30 * 86_400 })
-  t.same(rotationPolicy(defaults), DEFAULT_ROTATION_POLICY, 'a keyring registered without a policy behaves like the default configuration')
+  // Worked out here from the documented defaults, not read back from the code under test.
+  const expected = {
+    publishAheadMs: 605_000, // 2 × JWKS_MAX_AGE (300 s) + KEYRING_RELOAD_INTERVAL (5 s)
+    retireAfterMs: 910_000, // ACCESS_TOKEN_TTL (900 s) + CLOCK_SKEW (5 s) + KEYRING_RELOAD_INTERVAL (5 s)
+    rotationIntervalMs: 2_592_000_000, // 30 days
+    reloadIntervalMs: 5000,
+    maxKeys: 8
+  }
+  t.same(rotationPolicy(defaults), expected, 'the policy the default configuration gives')
+  t.same(DEFAULT_ROTATION_POLICY, expected, 'a keyring registered without a policy behaves like the default configuration')
+  t.same(rotationPolicy(loadConfig({ ACCESS_TOKEN_TTL: '60', CLOCK_SKEW: '10', KEYRING_RELOAD_INTERVAL: '2', JWKS_MAX_AGE: '30', KEY_ROTATION_INTERVAL: '1h' })), {
+    publishAheadMs: 62_000, retireAfterMs: 72_000, rotationIntervalMs: 3_600_000, reloadIntervalMs: 2000, maxKeys: 8
+  }, 'each figure follows its settings')
   t.equal(loadConfig({ JWKS_MAX_AGE: '1m', KEYRING_RELOAD_INTERVAL: '2' }).KEY_PUBLISH_AHEAD, 122, 'the default follows JWKS_MAX_AGE')
   t.throws(() => loadConfig({ JWKS_MAX_AGE: '300', KEY_PUBLISH_AHEAD: '300' }), /^KEY_PUBLISH_AHEAD must be at least JWKS_MAX_AGE \+ KEYRING_RELOAD_INTERVAL \(305s\)/)
   t.throws(() => loadConfig({ KEYRING_RELOAD_INTERVAL: '0' }), /^KEYRING_RELOAD_INTERVAL /)

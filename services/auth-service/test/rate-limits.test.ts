@@ -123,9 +123,9 @@ t.test('locks expire by themselves', async (t) => {
   await attempt(app, 'sleeper', WRONG)
   const keys = await keysWithTtl(redis, `${prefix}rate:`)
   t.ok([...keys.keys()].some((key) => key.includes(':known-ip:')) && [...keys.keys()].some((key) => key.endsWith(':registrations')),
-    'the known address and the registration count are kept too')
+    `the known address and the registration count are kept too (${keys.size} rate keys)`)
   // -2: a one-second counter that expired between the scan and its PTTL.
-  for (const [key, ttl] of keys) t.not(ttl, -1, `${key} has a TTL (${ttl} ms)`)
+  t.same([...keys].filter(([, ttl]) => ttl === -1).map(([key]) => key), [], 'every rate key has a TTL')
 })
 
 t.test('a successful login forgives the account its earlier failures', async (t) => {

@@ -5,7 +5,9 @@ const DAY = 86_400_000
 
 t.test('refresh rotation', async (t) => {
   const clock = testClock()
-  const { app } = await setup(t, { REFRESH_REUSE_GRACE: '10s', DEFAULT_SCOPES: 'profile reports:read' }, { clock })
+  // A second public client, configured, so a token it presents reaches the grant rather than stopping at client authentication.
+  const CLIENTS = JSON.stringify([{ client_id: 'other', grant_types: ['password', 'refresh_token'] }])
+  const { app } = await setup(t, { REFRESH_REUSE_GRACE: '10s', DEFAULT_SCOPES: 'profile reports:read', CLIENTS }, { clock })
   const user = await register(app, 'Frank')
 
   t.test('each refresh returns a new refresh token and the old one stops working', async (t) => {
@@ -85,8 +87,12 @@ t.test('refresh rotation', async (t) => {
 
   t.test('a token presented by another client is invalid_grant', async (t) => {
     const tokens = await login(app, 'Frank', user.password)
+    // The other client is a real one: it logs in, so what refuses it below is the grant, not client authentication.
+    await login(app, 'Frank', user.password, { client_id: 'other' })
     const response = await refresh(app, tokens.refresh_token, { client_id: 'other' })
-    t.equal(response.statusCode, 401, 'unknown client')
+    t.equal(response.statusCode, 400)
+    t.equal(response.json().error, 'invalid_grant')
+    t.equal((await refresh(app, tokens.refresh_token)).statusCode, 200, 'nothing changed: the token still works for its own client')
   })
 
   t.test('forged, truncated and garbage tokens are invalid_grant and revoke nothing', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { decodeRevocationEvent } from '@baton/tokens'
-import { bearer, decodeJwt, login, register, setup, type TestContext } from './helper.js'
+import { bearer, decodeJwt, login, register, setup, until, type TestContext } from './helper.js'
 
 const feedOf = (context: TestContext): string => `${context.prefix}revocations`
 
@@ -72,7 +72,7 @@ t.test('a failed append is retried; the revocation answers success either way', 
   const lost = await login(app, user.username, user.password)
   t.equal((await app.inject({ method: 'POST', url: '/oauth/revoke', payload: { token: lost.refresh_token } })).statusCode, 200, 'the session is ended and the client told so')
   t.equal((await app.inject({ url: '/sessions', headers: bearer(lost.access_token) })).statusCode, 401, 'and the auth-service refuses its tokens at once')
-  await new Promise((resolve) => setTimeout(resolve, 3500))
+  await until('the append given up', async () => await metric(context, 'failed') > 0)
   t.equal(await metric(context, 'failed'), 1, 'given up after the bounded retries')
   t.equal(await metric(context, 'retried'), 5)
   t.match(logs(), /revocation feed: event lost after retries/)
@@ -81,7 +81,7 @@ t.test('a failed append is retried; the revocation answers success either way', 
   const recovered = await login(app, user.username, user.password)
   t.equal((await app.inject({ method: 'POST', url: '/oauth/revoke', payload: { token: recovered.refresh_token } })).statusCode, 200)
   await redis.del(feedOf(context))
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  await until('a retry published', async () => await metric(context, 'published') > 0)
   t.equal(await metric(context, 'published'), 1, 'a retry after the fault cleared publishes')
   t.same((await entries(context)).map((entry) => entry.event?.kind === 'sessions' ? entry.event.sids : undefined), [[decodeJwt(recovered.access_token).payload.sid]])
 })

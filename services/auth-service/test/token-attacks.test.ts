@@ -62,7 +62,9 @@ t.test('every place the auth-service reads a token refuses hostile ones', async 
     slowest = Math.max(slowest, (performance.now() - started) / 6)
   }
   t.same(failures, [], `${list.length} hostile tokens, six places each`)
-  t.ok(slowest < 1000, `the slowest refusal took ${slowest.toFixed(1)} ms`)
+  // A slow path (a pathological parse, a wait on some fetch) costs seconds; each refusal takes
+  // milliseconds, and a loaded machine can add most of a second to any one of hundreds.
+  t.ok(slowest < 3000, `the slowest refusal took ${slowest.toFixed(1)} ms`)
 
   // Nothing a hostile token did changed anything: no revocation, no password change, no logout.
   t.equal((await app.inject({ url: '/sessions', headers: bearer(tokens.access_token) })).statusCode, 200, 'the session lives')

@@ -95,7 +95,8 @@ t.test('password grant', async (t) => {
     const median = (values: number[]): number => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!
     const [wrong, unknown, floor] = [median(samples.wrong), median(samples.unknown), median(samples.floor)]
     const summary = `medians: unknown ${unknown.toFixed(1)} ms, wrong ${wrong.toFixed(1)} ms, no hash ${floor.toFixed(1)} ms`
-    t.ok(unknown > floor * 5, `an unknown user pays for a hash (${summary})`)
+    // Compared above the floor: what a loaded machine adds to every request cancels out.
+    t.ok(unknown - floor > (wrong - floor) / 2, `an unknown user pays for a hash (${summary})`)
     t.ok(unknown > wrong / 3 && unknown < wrong * 3, `about the time of a wrong password (${summary})`)
   })
 

@@ -81,7 +81,9 @@ export async function startResource (t: Test, auth: { url: string }, env: Record
       return { status: response.status, challenge: response.headers.get('www-authenticate') }
     },
     ready: async () => {
-      await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 10_000)
+      if (!await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 10_000)) {
+        throw new Error(`the resource-service at ${url} was not ready within 10 s: ${await (await fetch(`${url}/readyz`)).text()}`)
+      }
     },
     metric: async (name, labels = '') => {
       const text = await (await fetch(`${url}/metrics`)).text()

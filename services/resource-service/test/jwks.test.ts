@@ -93,22 +93,7 @@ t.test('a key-set endpoint answering errors at start: retried until it serves ke
 
   jwks.respondWith(undefined)
   await waitFor(async () => (await app.inject('/readyz')).statusCode === 200, 10_000)
-  const hitsWhenReady = jwks.hits()
-  t.ok(hitsWhenReady >= 2, 'retried')
+  t.ok(jwks.hits() >= 2, 'retried')
   t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${signToken(key, claims())}` } })).statusCode, 200)
-
-  await new Promise((resolve) => setTimeout(resolve, 700))
-  t.equal(jwks.hits(), hitsWhenReady, 'retries stop once keys are loaded')
-})
-
-t.test('closing the app stops the retries', async (t) => {
-  const probe = await startJwksServer([])
-  await probe.close()
-  const app = await buildApp(loadConfig({ ISSUER, AUDIENCE, JWKS_URL: probe.url, LOG_LEVEL: 'silent' }))
-  await app.ready()
-  await app.close()
-  const jwks = await startJwksServer([generateTestKey('EdDSA')], { port: probe.port })
-  t.teardown(jwks.close)
-  await new Promise((resolve) => setTimeout(resolve, 1000))
-  t.equal(jwks.hits(), 0)
+  // That retries then stop, and stop when the app closes: jwks-loader.test.ts, against events rather than sleeps.
 })
