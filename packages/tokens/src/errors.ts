@@ -12,6 +12,8 @@ export const ERRORS = {
   BATON_INVALID_CLIENT: { status: 401, error: 'invalid_client' },
   // An authenticated client asking for what its registration does not allow it (introspection).
   BATON_CLIENT_NOT_ALLOWED: { status: 403, error: 'unauthorized_client' },
+  // A cookie-mode client's request without the proof that a page of an allowed origin sent it (CSRF).
+  BATON_CROSS_SITE_REFUSED: { status: 403, error: 'invalid_request' },
   BATON_WEAK_PASSWORD: { status: 400, error: 'invalid_request' },
   BATON_USERNAME_TAKEN: { status: 409, error: 'username_taken' },
   BATON_NOT_FOUND: { status: 404, error: 'not_found' },

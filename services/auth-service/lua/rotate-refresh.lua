@@ -24,7 +24,7 @@ ARGV[15] most grace retries one rotation may answer
 
 Returns one of:
   {'rotated', expiry ms, scope, username}
-  {'grace_retry', sealed successor, scope, username}  the just-rotated token, retried inside the grace window
+  {'grace_retry', sealed successor, scope, username, expiry ms}  the just-rotated token, retried inside the grace window
   {'reuse_detected', reason} a spent token came back: the session is gone; reason is
                     'spent_token', or 'other_network' / 'other_user_agent' for a
                     grace retry from another client instance than the rotation's
@@ -101,7 +101,8 @@ if isGraceRetry then
   if redis.call('HINCRBY', KEYS[1], 'prev_retries', 1) > tonumber(ARGV[15]) then
     return {'grace_exhausted'}
   end
-  return {'grace_retry', sealed, scope, username or ''}
+  -- The successor's expiry: set by the rotation this retry repeats.
+  return {'grace_retry', sealed, scope, username or '', string.format('%d', math.min(tonumber(idleExpiry), tonumber(absoluteExpiry)))}
 end
 
 local expiry = math.min(now + tonumber(ARGV[5]), tonumber(absoluteExpiry))

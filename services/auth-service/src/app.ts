@@ -11,6 +11,7 @@ import { redisPlugin } from './http/plugins/redis.js'
 import { keyringPlugin } from './http/plugins/keyring.js'
 import { revocationFeedPlugin } from './http/plugins/revocation-feed.js'
 import { authPlugin } from './http/plugins/auth.js'
+import { browserPlugin } from './http/plugins/browser.js'
 import { authOpenApiOptions } from './http/plugins/openapi.js'
 import tokenRoutes from './http/routes/token.js'
 import userRoutes from './http/routes/users.js'
@@ -107,10 +108,14 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
 
   await app.register(wellKnownRoutes)
   await app.register(metadataRoutes)
-  await app.register(tokenRoutes)
-  await app.register(revokeRoutes)
   await app.register(introspectRoutes)
-  await app.register(userRoutes)
-  await app.register(sessionRoutes)
+  // The routes a page calls, in a context of their own: only they answer CORS and handle cookies.
+  await app.register(async function pageRoutes (pages) {
+    await pages.register(browserPlugin, { origins: app.auth.origins })
+    await pages.register(tokenRoutes)
+    await pages.register(revokeRoutes)
+    await pages.register(userRoutes)
+    await pages.register(sessionRoutes)
+  })
   return app
 }

@@ -4,6 +4,7 @@ import ipaddr from 'ipaddr.js'
 import { envReader, readCommonConfig, readRedisTarget, ConfigError, type CommonConfig, type RedisTarget } from '@baton/service-kit'
 import { parseScope } from '@baton/tokens'
 import { parseClients, type ClientConfig } from './core/clients/clients.js'
+import { parseOriginList } from './core/clients/origins.js'
 import { SettingError } from './core/errors.js'
 import { MAX_SIGNING_KEYS, type RotationPolicy } from './core/keys/rotation-policy.js'
 import { parseSuppliedKeys } from './core/keys/signing-key.js'
@@ -31,6 +32,8 @@ export interface Config extends CommonConfig {
   /** Secret that authenticates refresh tokens; undefined: generated once and kept in Redis. */
   REFRESH_TOKEN_SECRET: string | undefined
   CLIENTS: readonly ClientConfig[]
+  /** Origins whose pages may call the auth-service with credentials (CORS), and use a cookie-mode client; empty: none. */
+  CORS_ORIGINS: readonly string[]
   MAX_SESSIONS_PER_USER: number
   ARGON2_MEMORY_KIB: number
   ARGON2_ITERATIONS: number
@@ -74,6 +77,7 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
   const common = readCommonConfig(read, 3001)
 
   const refreshIdle = read.duration('REFRESH_TOKEN_TTL', '14d', 60)
+  const corsOrigins = readSetting(() => parseOriginList(read.string('CORS_ORIGINS', ''), 'CORS_ORIGINS'))
   const config: Config = {
     ...common,
     REDIS: readRedisTarget(read),
@@ -88,7 +92,8 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     DEFAULT_SCOPES: readScopes(read.string('DEFAULT_SCOPES', 'profile')),
     SIGNING_KEY: readSigningKey(read.raw('SIGNING_KEY'), read.raw('SIGNING_KEY_FILE')),
     REFRESH_TOKEN_SECRET: readRefreshSecret(read.raw('REFRESH_TOKEN_SECRET')),
-    CLIENTS: readClients(read.json('CLIENTS', [])),
+    CLIENTS: readSetting(() => parseClients(read.json('CLIENTS', []), corsOrigins)),
+    CORS_ORIGINS: corsOrigins,
     MAX_SESSIONS_PER_USER: read.int('MAX_SESSIONS_PER_USER', 100, 1, 10_000),
     // OWASP's argon2id floor is m=19 MiB, t=2, p=1: configuration may go up, never below.
     ARGON2_MEMORY_KIB: read.int('ARGON2_MEMORY_KIB', 19_456, 19_456, 4_194_304),
@@ -173,9 +178,10 @@ function readSigningKey (inline: string | undefined, file: string | undefined): 
   return pem
 }
 
-function readClients (value: unknown): readonly ClientConfig[] {
+/** A setting the domain validates: its SettingError becomes the one-line ConfigError. */
+function readSetting<T> (parse: () => T): T {
   try {
-    return parseClients(value)
+    return parse()
   } catch (error) {
     if (error instanceof SettingError) throw new ConfigError(error.path, error.expectation)
     throw error

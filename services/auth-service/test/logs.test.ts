@@ -22,3 +22,30 @@ t.test('no token, password or cookie ever reaches the logs', async (t) => {
     t.notOk(text.includes(secret), `log does not contain ${secret.slice(0, 12)}…`)
   }
 })
+
+t.test('cookie mode: neither the Set-Cookie nor the Cookie header reaches the logs', async (t) => {
+  const page = 'http://localhost:5173'
+  const { app, logs } = await setup(t, {
+    LOG_LEVEL: 'trace',
+    CORS_ORIGINS: page,
+    CLIENTS: JSON.stringify([{ client_id: 'baton', grant_types: ['password', 'refresh_token'], refresh_token_delivery: 'cookie' }])
+  })
+  const headers = { origin: page, 'x-baton-client': '1' }
+  const cookieOf = (response: { cookies: Array<{ name: string, value: string }> }): string => response.cookies.find((cookie) => cookie.name === '__Host-baton-refresh-baton')?.value ?? ''
+  const send = async (payload: Record<string, string>, cookie?: string, url = '/oauth/token') =>
+    await app.inject({ method: 'POST', url, headers: { ...headers, ...(cookie === undefined ? {} : { cookie: `__Host-baton-refresh-baton=${cookie}` }) }, payload })
+  const user = await register(app, 'Trudy')
+  const first = cookieOf(await send({ grant_type: 'password', username: 'Trudy', password: user.password }))
+  const second = cookieOf(await send({ grant_type: 'refresh_token' }, first))
+  t.ok(first !== '' && second !== '', 'the cookies were set')
+  await send({ grant_type: 'refresh_token' }, second)
+  await send({ grant_type: 'refresh_token' }, first) // reuse: the family is revoked, the cookie cleared
+  await send({ grant_type: 'refresh_token' }, second, '/oauth/token')
+  await send({ token_type_hint: 'refresh_token' }, second, '/oauth/revoke')
+  await app.inject({ method: 'POST', url: '/oauth/token', headers: { cookie: `__Host-baton-refresh-baton=${second}` }, payload: { grant_type: 'refresh_token' } }) // refused: CSRF
+
+  const text = logs()
+  t.match(text, /refresh\.reuse_detected/, 'the requests were logged')
+  for (const secret of [first, second]) t.notOk(text.includes(secret), `log does not contain ${secret.slice(0, 12)}…`)
+  t.notMatch(text, /__Host-baton-refresh/, 'nor the cookie\'s name: no cookie header is logged at all')
+})

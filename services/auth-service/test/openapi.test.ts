@@ -29,6 +29,11 @@ t.test('the OpenAPI document is valid, complete and truthful about security', as
   t.same(Object.keys(document.paths['/users']?.post?.requestBody?.content ?? {}), ['application/json'], 'registration takes JSON only')
   t.match(document.paths['/oauth/introspect']?.post?.requestBody?.content['application/json']?.schema, { required: ['token'], properties: { token: {}, token_type_hint: {} } })
   t.same(document.paths['/oauth/token']?.post?.security, [{}, { clientBasic: [] }], 'client authentication is optional on the token endpoint')
+  for (const path of ['/oauth/token', '/oauth/revoke']) {
+    t.match(document.paths[path]?.post?.parameters, [{ in: 'header', name: 'origin' }, { in: 'header', name: 'x-baton-client' }], `${path}: cookie mode's request headers are documented`)
+    t.match(document.paths[path]?.post?.description, /cookie/, `${path}: and what cookie mode does`)
+  }
+  t.notOk(document.paths['/oauth/revoke']?.post?.requestBody?.content['application/json']?.schema?.required?.includes('token'), 'a cookie-mode logout sends no token')
   t.same(document.paths['/oauth/introspect']?.post?.security, [{ clientBasic: [] }], 'and required for introspection')
   t.same(document.paths['/sessions']?.get?.security, [{ bearerAuth: [] }])
   t.match(document.paths['/.well-known/oauth-authorization-server']?.get?.responses?.['200']?.content?.['application/json']?.schema, {

@@ -27,6 +27,12 @@ export const TokenParameterSchema = Type.Object({
   client_secret: Type.Optional(Type.String({ maxLength: 512 }))
 })
 
+/** The request headers a cookie-mode client's requests need (documented; checked by the route, which knows the client). */
+export const CookieRequestHeadersSchema = Type.Object({
+  origin: Type.Optional(Type.String({ description: 'Cookie-mode clients: the page\'s origin, one the client allows (`CORS_ORIGINS` or its `allowed_origins`); browsers set it' })),
+  'x-baton-client': Type.Optional(Type.String({ maxLength: 64, description: 'Cookie-mode clients: required, any value (`1`); a cross-site form cannot send it, so with the `Origin` check it defends the cookie against CSRF' }))
+})
+
 /** JWS compact serialization has two dots; Baton's refresh tokens have none. */
 export function looksLikeJwt (token: string): boolean {
   return token.split('.').length === 3

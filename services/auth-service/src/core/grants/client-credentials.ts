@@ -7,6 +7,6 @@ export function clientCredentialsGrant ({ accessTokens }: GrantDeps): Grant {
     const scope = formatScope(grantScope(params.scope, client.scope ?? []))
     const access = accessTokens.issue({ sub: client.client_id, clientId: client.client_id, scope })
     context.events.issued('client_credentials', 'access_token')
-    return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope }
+    return { response: { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope } }
   }
 }

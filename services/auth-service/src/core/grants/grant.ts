@@ -17,10 +17,21 @@ export interface TokenParameters {
 }
 
 /**
- * One grant type: for a client already authenticated and allowed this grant,
- * the token response, or a BatonError that says why not.
+ * What a grant hands out. The refresh token stands apart from the RFC 6749
+ * §5.1 answer: whether it joins the answer's body or goes into a cookie is
+ * the client's delivery, which the HTTP layer carries out.
  */
-export type Grant = (client: ClientConfig, params: TokenParameters, context: RequestContext) => Promise<TokenResponse>
+export interface IssuedTokens {
+  response: Omit<TokenResponse, 'refresh_token'>
+  /** The session's refresh token and when it lapses unless used first (ms since the epoch); none without a session. */
+  refreshToken?: { token: string, expiresAt: number }
+}
+
+/**
+ * One grant type: for a client already authenticated and allowed this grant,
+ * the tokens it issues, or a BatonError that says why not.
+ */
+export type Grant = (client: ClientConfig, params: TokenParameters, context: RequestContext) => Promise<IssuedTokens>
 
 /** What the grants work with. */
 export interface GrantDeps {
@@ -45,9 +56,12 @@ export function grantScope (requested: string | undefined, allowed: readonly str
  * the session's refresh token. A retry inside the grace window gets a new
  * access token but the successor already issued (`newRefreshToken` false).
  */
-export function sessionTokenResponse (accessTokens: AccessTokenIssuer, grant: GrantType, tokens: SessionTokens, client: ClientConfig, scope: string, context: RequestContext, newRefreshToken = true): TokenResponse {
+export function sessionTokenResponse (accessTokens: AccessTokenIssuer, grant: GrantType, tokens: SessionTokens, client: ClientConfig, scope: string, context: RequestContext, newRefreshToken = true): IssuedTokens {
   const access = accessTokens.issue({ sub: tokens.uid, clientId: client.client_id, scope, sid: tokens.sid, username: tokens.username })
   context.events.issued(grant, 'access_token')
   if (newRefreshToken) context.events.issued(grant, 'refresh_token')
-  return { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, refresh_token: tokens.refreshToken, scope }
+  return {
+    response: { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope },
+    refreshToken: { token: tokens.refreshToken, expiresAt: tokens.expiresAt }
+  }
 }

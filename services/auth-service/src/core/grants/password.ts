@@ -40,6 +40,7 @@ export function passwordGrant ({ users, passwords, limits, sessions, accessToken
       throw new BatonError('BATON_INVALID_GRANT', 'the password or the sessions changed while signing in; sign in again')
     }
     events.audit('login.succeeded', { user: user.id, sid: session.sid, client_id: client.client_id, sessions_evicted: session.evicted.length })
-    return { ...sessionTokenResponse(accessTokens, 'password', session, client, scope, context), device_token: attempt.deviceToken() }
+    const issued = sessionTokenResponse(accessTokens, 'password', session, client, scope, context)
+    return { ...issued, response: { ...issued.response, device_token: attempt.deviceToken() } }
   }
 }

@@ -38,6 +38,8 @@ export interface SessionTokens {
   /** The scope granted at login; a refresh may narrow what an access token carries, never this. */
   scope: string
   refreshToken: string
+  /** When the refresh token lapses unless used first: the session's idle or absolute end, whichever is sooner (ms). */
+  expiresAt: number
 }
 
 /**
@@ -141,7 +143,7 @@ export class SessionStore {
     )).then(([status = '', ...sids]) => [status, status === 'credential_changed' ? undefined : sids] as const))
     if (evicted === undefined) return undefined
     await this.#feed?.sessionsEnded(session.uid, evicted)
-    return { uid: session.uid, sid, username: session.username, scope: session.scope, refreshToken: issued.token, evicted }
+    return { uid: session.uid, sid, username: session.username, scope: session.scope, refreshToken: issued.token, expiresAt: expiry, evicted }
   }
 
   /**
@@ -164,13 +166,13 @@ export class SessionStore {
       context.userAgent.slice(0, MAX_USER_AGENT), context.ip, requestedScope, this.#deadline(),
       instance.network, instance.userAgent, this.#lifetimes.graceRetries
     ))
-    const [outcome, value, scope = '', username = ''] = reply
+    const [outcome, value, scope = '', username = '', graceExpiry] = reply
     if (outcome === 'rotated') {
-      return { outcome, uid, sid, scope, username, refreshToken: successor.token }
+      return { outcome, uid, sid, scope, username, refreshToken: successor.token, expiresAt: Number(value) }
     }
     if (outcome === 'grace_retry' && value !== undefined) {
       const previousSuccessor = unsealSuccessor(value, presented.secret, sid)
-      if (previousSuccessor !== undefined) return { outcome, uid, sid, scope, username, refreshToken: previousSuccessor }
+      if (previousSuccessor !== undefined) return { outcome, uid, sid, scope, username, refreshToken: previousSuccessor, expiresAt: Number(graceExpiry) }
       return { outcome: 'unknown', uid, sid }
     }
     if (outcome === 'reuse_detected' && value !== undefined && REUSE_REASONS.has(value)) {

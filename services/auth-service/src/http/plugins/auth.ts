@@ -6,6 +6,7 @@ import { createAccessTokenIssuer, type AccessTokenIssuer } from '../../core/acce
 import { createPasswordHasher, type PasswordHasher } from '../../core/accounts/password-hasher.js'
 import { RedisUserStore, type UserStore } from '../../core/accounts/user-store.js'
 import { clientRegistry, type ClientConfig } from '../../core/clients/clients.js'
+import { OriginPolicy } from '../../core/clients/origins.js'
 import { createGrants, type Grants } from '../../core/grants/index.js'
 import { RateLimiter } from '../../core/accounts/rate-limits.js'
 import { DeviceTokenCodec } from '../../core/sessions/device-token.js'
@@ -18,6 +19,8 @@ export interface Auth {
   /** Milliseconds since the epoch; tests move it instead of sleeping. */
   clock: () => number
   clients: ReadonlyMap<string, ClientConfig>
+  /** Which pages may call the auth-service, and use a cookie-mode client. */
+  origins: OriginPolicy
   users: UserStore
   passwords: PasswordHasher
   sessions: SessionStore
@@ -63,6 +66,7 @@ export const authPlugin = fp(async function auth (app: FastifyInstance, opts: Au
   app.decorate('auth', {
     clock: now,
     clients: clientRegistry(config.CLIENTS),
+    origins: new OriginPolicy(config.CORS_ORIGINS),
     users,
     passwords,
     sessions,

@@ -1,24 +1,54 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
 import { authenticateClient } from '../../core/clients/client-auth.js'
-import { TokenParameterSchema, eventsOf, liveAccessToken, looksLikeJwt, noStore } from '../route-helpers.js'
+import type { ClientConfig } from '../../core/clients/clients.js'
+import { CookieRequestHeadersSchema, TokenParameterSchema, eventsOf, liveAccessToken, looksLikeJwt, noStore } from '../route-helpers.js'
+import { checkCookieRequest, clearRefreshCookie, refreshTokenFromCookie } from '../refresh-cookie.js'
+
+// RFC 7009 requires `token`; a cookie-mode client sends none to revoke the refresh token in its cookie.
+const RevocationRequestSchema = Type.Object({
+  ...TokenParameterSchema.properties,
+  token: Type.Optional(Type.String({ ...TokenParameterSchema.properties.token, description: 'The refresh or access token to revoke. Required, except from a cookie-mode client, which sends none to revoke the refresh token in its cookie (that is its logout) and may not send a refresh token here' }))
+})
+
+/**
+ * The token a request revokes: the body's, or a cookie-mode client's cookie.
+ * A cookie-mode client's request is refused unless a page of its origins sent
+ * it, and its logout clears the cookie whatever the token turns out to be.
+ */
+function tokenToRevoke (request: FastifyRequest, reply: FastifyReply, client: ClientConfig, token: string | undefined): string | undefined {
+  if (client.refreshTokenDelivery === 'body') {
+    if (token === undefined) throw new BatonError('BATON_INVALID_REQUEST', 'token is required')
+    return token
+  }
+  checkCookieRequest(request, client)
+  if (token !== undefined) {
+    if (!looksLikeJwt(token)) throw new BatonError('BATON_INVALID_REQUEST', 'this client\'s refresh token travels in its cookie: send no token to revoke it')
+    return token
+  }
+  clearRefreshCookie(reply, client)
+  return refreshTokenFromCookie(request, client)
+}
 
 export default async function revokeRoutes (app: FastifyInstance): Promise<void> {
   app.addHook('onSend', noStore)
   app.withTypeProvider<TypeBoxTypeProvider>().post('/oauth/revoke', {
     schema: {
-      description: 'RFC 7009 token revocation: a refresh token ends its whole session; an access token is refused from now on wherever revocation is checked. Unknown tokens get 200 too.',
+      description: 'RFC 7009 token revocation: a refresh token ends its whole session; an access token is refused from now on wherever revocation is checked. Unknown tokens get 200 too. ' +
+        'A cookie-mode client sends no `token` to end the session of the refresh token in its cookie (its logout), with an allowed `Origin` and the `X-Baton-Client` header (else `403 invalid_request`); the answer clears the cookie.',
       tags: ['oauth'],
       security: [{}, { clientBasic: [] }],
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
-      body: TokenParameterSchema,
+      body: RevocationRequestSchema,
+      headers: CookieRequestHeadersSchema,
       response: { 200: Type.Object({}), '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const client = authenticateClient(request.headers.authorization, request.body, app.auth.clients)
-    const { token } = request.body
+    const token = tokenToRevoke(request, reply, client, request.body.token)
+    if (token === undefined) return {}
 
     if (!looksLikeJwt(token)) {
       const { outcome, uid, sid } = await app.auth.sessions.revokeByRefreshToken(token, client.client_id)

@@ -4,7 +4,9 @@ import { Type } from 'typebox'
 import { ErrorResponseSchema, TokenResponseSchema } from '@baton/tokens'
 import { authenticateClient } from '../../core/clients/client-auth.js'
 import { grantFor } from '../../core/grants/index.js'
-import { noStore, requestContext } from '../route-helpers.js'
+import type { IssuedTokens, TokenParameters } from '../../core/grants/grant.js'
+import { CookieRequestHeadersSchema, noStore, requestContext } from '../route-helpers.js'
+import { cookieTokenRequest, deliverTokens } from '../refresh-cookie.js'
 
 const field = (maxLength: number, description: string) => Type.Optional(Type.String({ maxLength, description }))
 
@@ -12,7 +14,7 @@ const TokenRequestSchema = Type.Object({
   grant_type: Type.String({ maxLength: 64, description: '`password`, `refresh_token` or `client_credentials`' }),
   username: field(256, 'password grant'),
   password: field(1024, 'password grant'),
-  refresh_token: field(512, 'refresh_token grant: the latest refresh token; it is spent by this request. Sent again within `REFRESH_REUSE_GRACE` from the same address and user agent, it returns the same successor (at most `REFRESH_GRACE_RETRIES` times); from another address or user agent, or later, it revokes the session'),
+  refresh_token: field(512, 'refresh_token grant: the latest refresh token; it is spent by this request. Sent again within `REFRESH_REUSE_GRACE` from the same address and user agent, it returns the same successor (at most `REFRESH_GRACE_RETRIES` times); from another address or user agent, or later, it revokes the session. A cookie-mode client sends none: its refresh token travels in its cookie'),
   scope: field(2048, 'Space-delimited; may only narrow what the user, client or session is allowed'),
   client_id: field(128, 'A public client\'s id, or a confidential client\'s with client_secret_post; default: the built-in client `baton`'),
   client_secret: field(512, 'client_secret_post'),
@@ -24,17 +26,22 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
   app.addHook('onSend', noStore)
   app.withTypeProvider<TypeBoxTypeProvider>().post('/oauth/token', {
     schema: {
-      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants. Answers carry `Cache-Control: no-store`. The password grant is rate limited per account and per client IP: `429 slow_down` with `Retry-After` (seconds), whatever the password. A client that logged in to the account before (its `device_token`, or the address of a successful login) has a failure budget of its own that other clients cannot lock.',
+      description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants. Answers carry `Cache-Control: no-store`. The password grant is rate limited per account and per client IP: `429 slow_down` with `Retry-After` (seconds), whatever the password. A client that logged in to the account before (its `device_token`, or the address of a successful login) has a failure budget of its own that other clients cannot lock.\n\n' +
+        'A cookie-mode client (`refresh_token_delivery: cookie`) gets its refresh token only in the cookie `__Host-baton-refresh-<client_id>` (HttpOnly, Secure, SameSite=Strict, Path=/, Max-Age: the session\'s remaining lifetime), never in the body; the refresh grant reads it from that cookie (`400 invalid_grant` without one) and refuses one in the body. Each of its requests must carry an `Origin` the client allows and the `X-Baton-Client` header, else `403 invalid_request` and nothing happens. An `invalid_grant` answer to its refresh grant (spent, revoked or expired session) clears the cookie.',
       tags: ['oauth'],
       // Anonymous means a public client (client_id in the body, or none: `baton`) or client_secret_post.
       security: [{}, { clientBasic: [] }],
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenRequestSchema,
+      headers: CookieRequestHeadersSchema,
       response: { 200: TokenResponseSchema, '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const client = authenticateClient(request.headers.authorization, request.body, app.auth.clients)
     const grant = grantFor(app.auth.grants, request.body.grant_type, client)
-    return await grant(client, request.body, requestContext(request, client.client_id))
+    const context = requestContext(request, client.client_id)
+    const issue = async (params: TokenParameters): Promise<IssuedTokens> => await grant(client, params, context)
+    if (client.refreshTokenDelivery === 'cookie') return await cookieTokenRequest(request, reply, client, request.body, issue)
+    return deliverTokens(reply, client, await issue(request.body))
   })
 }
