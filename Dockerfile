@@ -16,7 +16,7 @@ RUN pnpm fetch
 COPY . .
 RUN pnpm install --frozen-lockfile --offline && pnpm build
 # Keep only what the services need at run time, from the store filled above.
-RUN rm -rf node_modules packages/*/node_modules services/*/node_modules bench/node_modules deploy/node_modules \
+RUN rm -rf node_modules packages/*/node_modules services/*/node_modules bench/node_modules deploy/node_modules demo/node_modules \
  && pnpm install --frozen-lockfile --offline --prod
 
 FROM node:24-slim

@@ -84,6 +84,12 @@ export default defineConfig(
     linterOptions: { reportUnusedDisableDirectives: 'error' }
   },
   {
+    // The demo page's script runs in a browser, as an ES module.
+    name: 'baton/browser',
+    files: ['demo/public/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'module' }
+  },
+  {
     name: 'baton/house-rules',
     rules: {
       // `catch {}` is how a polling loop or a best-effort cleanup says a

@@ -20,6 +20,11 @@
 // development dependency); LOG_PRETTY=0 keeps JSON on a terminal too. Either
 // way the lines are the services' own, already redacted.
 //
+// With --demo (the root `pnpm demo`), the same, set up for the demo page
+// (demo/env.mjs: short-lived access tokens, the page's origin allowed, a key
+// prefix of its own in Redis), and then a third child: demo/server.mjs, which
+// serves the page on DEMO_PORT (default 3000) at http://localhost.
+//
 // Stopping: SIGTERM or SIGINT is forwarded to both services; once they have
 // exited, Redis (if started here) gets it too, so it outlives every request
 // that needs it. A second signal SIGKILLs the services. Exit status 0 only if
@@ -61,11 +66,14 @@ if (process.argv[2] === '--redis-watchdog') {
 
 // --- configuration ---------------------------------------------------------
 
+const demo = process.argv.slice(2).includes('--demo')
 const env = { ...process.env }
 env.REDIS_URL ??= 'redis://127.0.0.1:6379'
 const redisUrl = parseRedisUrl(env.REDIS_URL)
 const authPort = port('AUTH_PORT', 3001)
 const resourcePort = port('RESOURCE_PORT', 3002)
+const demoPort = demo ? port('DEMO_PORT', 3000) : undefined
+if (demo) Object.assign(env, (await import('../demo/env.mjs')).demoEnvironment(env, { authPort, resourcePort, demoPort }))
 // The services listen on HOST; a wildcard address is reached over loopback.
 const probeHost = ['0.0.0.0', '::', '[::]', undefined, ''].includes(env.HOST)
   ? '127.0.0.1'
@@ -284,11 +292,14 @@ async function startRedis () {
 // --- services ------------------------------------------------------------------
 
 function startService (name, port) {
-  const script = join(ROOT, 'services', name, 'dist', 'server.js')
-  // The IPC channel is how a service learns that this script is gone.
+  return startChild(name, join(ROOT, 'services', name, 'dist', 'server.js'), join(ROOT, 'services', name), { ...env, PORT: String(port) })
+}
+
+function startChild (name, script, cwd, childEnv) {
+  // The IPC channel is how a child learns that this script is gone.
   const child = spawn(process.execPath, [script], {
-    cwd: join(ROOT, 'services', name),
-    env: { ...env, PORT: String(port) },
+    cwd,
+    env: childEnv,
     detached: true,
     stdio: ['ignore', prettify === undefined ? 'inherit' : 'pipe', 'inherit', 'ipc']
   })
@@ -350,7 +361,14 @@ async function main () {
   if (!await waitReady(auth, authUrl)) return
   const resource = startService('resource-service', resourcePort)
   if (!await waitReady(resource, resourceUrl)) return
-  log(`ready: auth-service ${authUrl}, resource-service ${resourceUrl} (Ctrl-C to stop)`)
+  if (!demo) {
+    log(`ready: auth-service ${authUrl}, resource-service ${resourceUrl} (Ctrl-C to stop)`)
+    return
+  }
+  const page = startChild('demo', join(ROOT, 'demo', 'server.mjs'), join(ROOT, 'demo'), { ...env, PORT: String(demoPort) })
+  if (!await waitReady(page, `http://${probeHost}:${demoPort}`)) return
+  log(`ready: auth-service ${authUrl}, resource-service ${resourceUrl}, demo page ${env.DEMO_URL} (Ctrl-C to stop)`)
+  log(`open ${env.DEMO_URL} in a browser`)
 }
 
 main().catch((error) => {

@@ -19,6 +19,20 @@ export function chromiumMissing (): string | undefined {
   return existsSync(CHROMIUM) ? undefined : `no chromium binary at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set BATON_CHROMIUM`
 }
 
+/**
+ * The `skip` option of a browser test: false when Chromium is there, else
+ * why not. On a developer's machine a missing browser skips, saying so; in
+ * CI (`CI` set and not `false`/`0`) it fails the run, since a skipped test
+ * proves nothing there.
+ */
+export function skipWithoutChromium (t: Test): string | false {
+  const missing = chromiumMissing()
+  if (missing === undefined) return false
+  if (!['', '0', 'false'].includes(process.env.CI ?? '')) t.fail(`the browser tests must run in CI: ${missing}`)
+  else t.comment(`browser tests skipped: ${missing}`)
+  return missing
+}
+
 // Headless, and nothing that talks to the network on its own or outlives the test.
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -48,7 +62,7 @@ const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
  * modules (a module that imported anything Node-only would fail to load),
  * one client in `window.baton`, and everything it reports in
  * `window.batonEvents`. Query parameters set client options: `skew`
- * (refreshSkewMs), `delivery` (refreshTokenDelivery).
+ * (refreshSkewMs), `delivery` (refreshTokenDelivery), `client` (clientId).
  */
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -60,6 +74,7 @@ const params = new URLSearchParams(location.search)
 const options = { issuer: location.origin }
 if (params.has('skew')) options.refreshSkewMs = Number(params.get('skew'))
 if (params.has('delivery')) options.refreshTokenDelivery = params.get('delivery')
+if (params.has('client')) options.clientId = params.get('client')
 window.batonSdk = sdk
 window.baton = sdk.createClient(options)
 window.batonEvents = []

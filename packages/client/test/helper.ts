@@ -31,6 +31,19 @@ async function sharedRedis (): Promise<TestRedis> {
 
 let services = 0
 
+/** One sample of a service's `/metrics` at `baseUrl`, read over HTTP: `0` when the series has not appeared yet. */
+export async function readMetric (baseUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text()
+  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`)
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line)
+    if (match === null || match[1] !== name) continue
+    const present = (match[2] ?? '').split(',').filter((part) => part !== '')
+    if (wanted.every((label) => present.includes(label)) && present.length === wanted.length) return Number(match[3])
+  }
+  return 0
+}
+
 export interface AuthService {
   app: AuthApp
   /** `http://127.0.0.1:<port>`: the issuer and the base URL clients are given. */
@@ -49,7 +62,7 @@ export interface AuthService {
  * before it starts (the browser harness serves its page this way, from the
  * same origin).
  */
-export async function startAuthService (t: Test, env: Record<string, string> = {}, options: { clock?: TestClock, routes?: (app: AuthApp) => void | Promise<void> } = {}): Promise<AuthService> {
+export async function startAuthService (t: Test, env: Record<string, string> | ((url: string) => Record<string, string>) = {}, options: { clock?: TestClock, routes?: (app: AuthApp) => void | Promise<void> } = {}): Promise<AuthService> {
   const server = await sharedRedis()
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
@@ -61,7 +74,7 @@ export async function startAuthService (t: Test, env: Record<string, string> = {
     RATE_LIMIT_REGISTRATIONS: '1000',
     // Many test suites share two cores: slow Redis replies must not turn into 503s.
     REDIS_COMMAND_TIMEOUT: '5000',
-    ...env
+    ...(typeof env === 'function' ? env(url) : env)
   })
   const app = await buildApp(config, options.clock === undefined ? {} : { now: options.clock.now })
   await options.routes?.(app)
@@ -69,17 +82,7 @@ export async function startAuthService (t: Test, env: Record<string, string> = {
   await app.listen({ host: '127.0.0.1', port })
 
   let users = 0
-  const metric = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
-    const text = await (await fetch(`${url}/metrics`)).text()
-    const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`)
-    for (const line of text.split('\n')) {
-      const match = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line)
-      if (match === null || match[1] !== name) continue
-      const present = (match[2] ?? '').split(',').filter((part) => part !== '')
-      if (wanted.every((label) => present.includes(label)) && present.length === wanted.length) return Number(match[3])
-    }
-    return 0
-  }
+  const metric = async (name: string, labels: Record<string, string> = {}): Promise<number> => await readMetric(url, name, labels)
   return {
     app,
     url,

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
+import cors from '@fastify/cors'
 import { AccessLogController, clientErrorHandler, countVerifyFailures, errorHandlerPlugin, frameworkErrors, hardeningPlugin, healthPlugin, loggerOptions, logSourceOf, metricsPlugin, openApiPlugin } from '@baton/service-kit'
 import { createJwksKeySource, type KeySource } from '@baton/verifier'
 import { verifierPlugin } from '@baton/verifier/fastify'
@@ -48,6 +49,18 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
   // First: the document only sees routes registered after it.
   await app.register(openApiPlugin, resourceOpenApiOptions())
   await app.register(healthPlugin)
+  if (config.CORS_ORIGINS.length > 0) {
+    const allowed = new Set(config.CORS_ORIGINS)
+    // An origin off the list gets no CORS header at all (and its preflight a 404), so the browser keeps the answer from its page.
+    // No credentials: the API reads a bearer token, never a cookie.
+    await app.register(cors, {
+      origin: (origin, callback) => { callback(null, origin !== undefined && allowed.has(origin) ? origin : false) },
+      methods: ['GET', 'HEAD'],
+      allowedHeaders: ['authorization'],
+      exposedHeaders: ['www-authenticate'],
+      maxAge: 600
+    })
+  }
   await app.register(metricsPlugin, { prefix: 'baton_resource_', token: config.METRICS_TOKEN, port: config.METRICS_PORT, host: config.METRICS_HOST })
 
   let keySource = deps.keySource

@@ -1,4 +1,4 @@
-import { envReader, readCommonConfig, readRedisTarget, type CommonConfig, type RedisTarget } from '@baton/service-kit'
+import { ConfigError, envReader, readCommonConfig, readRedisTarget, type CommonConfig, type EnvReader, type RedisTarget } from '@baton/service-kit'
 
 /** The resource-service's settings, validated once at start-up. */
 export interface Config extends CommonConfig {
@@ -10,6 +10,8 @@ export interface Config extends CommonConfig {
   REDIS_URL: string | undefined
   /** Where that Redis is (one server, Sentinel or a cluster), read as the auth-service reads it; undefined: no feed. */
   REDIS: RedisTarget | undefined
+  /** Web origins whose pages may call the API from a browser (CORS); empty: none, the API answers browsers of its own origin only. */
+  CORS_ORIGINS: readonly string[]
 }
 
 /**
@@ -30,6 +32,23 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     // At least a second: each unknown kid may cost the issuer one request per interval.
     JWKS_MIN_REFETCH_INTERVAL: read.duration('JWKS_MIN_REFETCH_INTERVAL', '10s', 1, 3600),
     REDIS_URL: redis?.mode === 'standalone' ? redis.url : undefined,
-    REDIS: redis
+    REDIS: redis,
+    CORS_ORIGINS: readOrigins(read, 'CORS_ORIGINS')
   })
+}
+
+/** A comma-separated list of web origins (`https://app.example.com`, `http://localhost:3000`), as the auth-service reads its own CORS_ORIGINS. */
+function readOrigins (read: EnvReader, name: string): readonly string[] {
+  const origins = (read.raw(name) ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  for (const origin of origins) {
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(origin)
+    } catch {}
+    // An origin is a scheme, host and port and nothing else; a path or a trailing slash would never match a browser's Origin header.
+    if (parsed === undefined || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(name, 'must be a list of origins such as https://app.example.com or http://localhost:3000 (scheme, host and port only), separated by commas')
+    }
+  }
+  return Object.freeze([...new Set(origins)])
 }
