@@ -6,6 +6,7 @@
 import t from 'tap'
 import { checkClaims, checkTokenText } from '../src/checks.js'
 import { VerifierError, createVerifier } from '../src/index.js'
+import { withTrailingBits } from './forgeries.js'
 import { AUDIENCE, ISSUER, claims, craftToken, generateTestKey, signInput, signToken, startJwksServer, testClock } from './helper.js'
 
 const ed = generateTestKey('EdDSA')
@@ -50,6 +51,24 @@ t.test('checkTokenText refuses a header by itself: the alg allow-list, typ, the 
   t.equal(reasonOf(() => checkTokenText(unsigned({ ...header, kid: 'k'.repeat(256) }), BATON_ALGORITHMS)), 'accepted', 'a kid of 256 characters is still a kid')
 })
 
+t.test('checkTokenText refuses a token\'s text by itself: shape, canonical base64url, duplicate members, JSON objects', async (t) => {
+  const header = { alg: 'EdDSA', typ: 'at+jwt', kid: ed.kid }
+  const [h, p] = unsigned(header).split('.') as [string, string]
+  const b64 = (text: string): string => Buffer.from(text).toString('base64url')
+  const cases: Array<[string, string, string]> = [
+    ['two segments', `${h}.${p}`, 'malformed'],
+    ['four segments', `${h}.${p}.c2ln.c2ln`, 'malformed'],
+    ['an empty signature', `${h}.${p}.`, 'malformed'],
+    ['padding', `${h}.${p}.c2lnbg==`, 'malformed'],
+    ['a signature with its unused low bits set', `${h}.${p}.c2lnbp`, 'encoding'],
+    ['a header with its unused low bits set', `${withTrailingBits(h)}.${p}.c2ln`, 'encoding'],
+    ['a header naming kid twice', `${b64(`{"alg":"EdDSA","typ":"at+jwt","kid":"${ed.kid}","kid":"other"}`)}.${p}.c2ln`, 'duplicate'],
+    ['a payload naming sub twice, once escaped', `${h}.${b64('{"sub":"a","s\\u0075b":"b"}')}.c2ln`, 'duplicate'],
+    ...['[]', '"at+jwt"', '42', 'null', 'true'].map((json): [string, string, string] => [`a header that is ${json}`, `${b64(json)}.${p}.c2ln`, 'malformed'])
+  ]
+  for (const [name, token, reason] of cases) t.equal(reasonOf(() => checkTokenText(token, BATON_ALGORITHMS)), reason, name)
+})
+
 t.test('checkClaims refuses iss and aud by itself: exact issuer, an audience string or an array of strings holding it', async (t) => {
   const check = (overrides: Record<string, unknown>): string => reasonOf(() => checkClaims(claims(overrides), ISSUER, AUDIENCE))
   t.equal(check({}), 'accepted', 'a claim set Baton issues')
@@ -67,7 +86,17 @@ t.test('checkClaims refuses iss and aud by itself: exact issuer, an audience str
     'aud missing': { aud: undefined }
   }
   for (const [name, overrides] of Object.entries(refused)) t.equal(check(overrides), 'claims', name)
+  for (const payload of [null, [], 'claims', 42]) {
+    t.equal(reasonOf(() => checkClaims(payload, ISSUER, AUDIENCE)), 'malformed', `a payload that is ${JSON.stringify(payload)}`)
+  }
   for (const aud of [AUDIENCE, [AUDIENCE], [AUDIENCE, 'another-api']]) t.equal(check({ aud }), 'accepted', `aud ${JSON.stringify(aud)}`)
+})
+
+t.test('a token over 8 KiB is refused before it is decoded, even one the real key signed', async (t) => {
+  const clock = testClock()
+  const verifier = createVerifier({ keys: [{ kid: ed.kid, publicKey: ed.publicKey }], issuer: ISSUER, audience: AUDIENCE, now: clock.now })
+  const token = signToken(ed, claims({ padding: 'x'.repeat(9 * 1024) }, clock.now()))
+  await t.rejects(verifier.verify(token), { statusCode: 401, reason: 'too_large', message: 'the access token is too large' })
 })
 
 t.test('a header refused by itself costs no key lookup: no key-set fetch, however many made-up kids', async (t) => {
