@@ -77,8 +77,12 @@ function saveBackup (files) {
   writeFileSync(BACKUP, JSON.stringify(saved))
 }
 
+// The test process group running now, ended with the run.
+let running
+
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
+    if (running !== undefined) try { process.kill(-running, 'SIGKILL') } catch {}
     restoreFromBackup(`stopped by ${signal}`)
     process.exit(130)
   })
@@ -180,6 +184,7 @@ function runTest ({ file, grep }, timeoutS) {
         FORCE_COLOR: '0'
       }
     })
+    running = child.pid
     let output = ''
     child.stdout.on('data', (chunk) => { output += chunk })
     child.stderr.on('data', (chunk) => { output += chunk })
@@ -190,6 +195,7 @@ function runTest ({ file, grep }, timeoutS) {
     }, timeoutS * 1000)
     child.on('close', (code, signal) => {
       clearTimeout(timer)
+      running = undefined
       // Whatever the test file started in its group (redis-servers) goes with it.
       try { process.kill(-child.pid, 'SIGKILL') } catch {}
       resolve({ result: timedOut ? 'timeout' : code === 0 && signal === null ? 'pass' : 'fail', output })
