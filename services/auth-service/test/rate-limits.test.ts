@@ -111,14 +111,17 @@ t.test('unknown usernames are counted and locked exactly like real ones', async 
 })
 
 t.test('locks expire by themselves', async (t) => {
-  const { app, redis, prefix } = await setup(t, { RATE_LIMIT_ACCOUNT_FAILURES: '2', RATE_LIMIT_FAILURE_WINDOW: '1' })
+  // Long enough that three password checks fit in it on a loaded machine; the lock lasts what is left.
+  const { app, redis, prefix } = await setup(t, { RATE_LIMIT_ACCOUNT_FAILURES: '2', RATE_LIMIT_FAILURE_WINDOW: '5' })
   const user = await register(app, 'sleeper')
   await attempt(app, 'sleeper', WRONG)
   await attempt(app, 'sleeper', WRONG)
   const locked = await attempt(app, 'sleeper', user.password)
   t.equal(locked.statusCode, 429)
-  t.equal(locked.headers['retry-after'], '1')
-  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const retryAfter = Number(locked.headers['retry-after'])
+  t.ok(retryAfter >= 1 && retryAfter <= 5, `Retry-After ${retryAfter} s: what is left of the 5 s window`)
+  // The wait a client is told to make (rounded up): Redis's TTL on the lock has run out by then.
+  await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000))
   t.equal((await attempt(app, 'sleeper', user.password)).statusCode, 200, 'after Retry-After the right password works again')
   await attempt(app, 'sleeper', WRONG)
   const keys = await keysWithTtl(redis, `${prefix}rate:`)
@@ -126,6 +129,40 @@ t.test('locks expire by themselves', async (t) => {
     `the known address and the registration count are kept too (${keys.size} rate keys)`)
   // -2: a one-second counter that expired between the scan and its PTTL.
   t.same([...keys].filter(([, ttl]) => ttl === -1).map(([key]) => key), [], 'every rate key has a TTL')
+})
+
+t.test('a lock whose counter lost its TTL still ends: the refusal gives it one', async (t) => {
+  const { app, redis, prefix } = await setup(t, { RATE_LIMIT_ACCOUNT_FAILURES: '2', RATE_LIMIT_IP_FAILURES: '2', RATE_LIMIT_FAILURE_WINDOW: '1' })
+  const user = await register(app, 'timeless')
+  /** Drops the TTL of every rate-limit counter, as a restore that keeps no expiry would. */
+  const persistCounters = async (): Promise<void> => {
+    for (const key of (await keysWithTtl(redis, `${prefix}rate:`)).keys()) await redis.persist(key)
+  }
+  /** Answers with the right password from `address` until one is not a 429; fails after the deadline. */
+  const unlockedWithin = async (address: string, ms: number): Promise<number> => {
+    const deadline = Date.now() + ms
+    let status = 429
+    while (status === 429 && Date.now() < deadline) {
+      status = (await attempt(app, 'timeless', user.password, address)).statusCode
+      if (status === 429) await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+    return status
+  }
+
+  const locks: Array<{ what: string, failures: Array<[username: string, address: string]>, from: string }> = [
+    // Two wrong guesses at names that do not exist lock the address.
+    { what: 'an IP\'s failure counter', failures: [['nobody-1', '203.0.113.50'], ['nobody-2', '203.0.113.50']], from: '203.0.113.50' },
+    // One wrong guess from each of two addresses locks the account for the clients it does not know.
+    { what: 'an account\'s failure counter', failures: [['timeless', '203.0.113.51'], ['timeless', '203.0.113.52']], from: '203.0.113.53' }
+  ]
+  for (const { what, failures, from } of locks) {
+    for (const [username, address] of failures) await attempt(app, username, WRONG, address)
+    await persistCounters()
+    const locked = await attempt(app, 'timeless', user.password, from)
+    t.equal(locked.statusCode, 429, `${what}: locked`)
+    t.equal(locked.headers['retry-after'], '1', `${what}: for the rest of the window`)
+    t.equal(await unlockedWithin(from, 5000), 200, `${what}: the right password works again once the window has passed`)
+  }
 })
 
 t.test('a successful login forgives the account its earlier failures', async (t) => {

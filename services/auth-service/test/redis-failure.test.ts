@@ -22,9 +22,12 @@ const timed = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
 t.test('Redis going away and coming back', async (t) => {
   const server = await startRedis()
   t.teardown(async () => { await server.stop() })
-  const app = await buildApp(loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'silent', REDIS_COMMAND_TIMEOUT: '500' }))
+  const app = await buildApp(loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'silent', REDIS_COMMAND_TIMEOUT: '1000' }))
   t.teardown(async () => { await app.close() })
   await app.ready()
+  // As in faultyApp: the set-up itself must not meet a deadline a loaded machine has not measured yet.
+  await until('the Redis clock', async () => app.redisDeadline() > 0)
+  await waitUntilReady(app)
   const user = await register(app, 'Liam')
   const tokens = await login(app, 'Liam', user.password)
   t.equal((await app.inject('/readyz')).statusCode, 200)
@@ -316,6 +319,34 @@ t.test('no offline queue and no resend: a write reported failed stays undone', a
   await waitUntilReady(app)
   t.equal(await redis.exists(`${prefix}user:{${user.id}}:session:${sid}`), 1, 'the unanswered logout was not resent')
   t.equal((await app.inject({ method: 'DELETE', url: `/sessions/${sid}`, headers: bearer(tokens.access_token) })).statusCode, 204, 'the user\'s retry logs out')
+})
+
+t.test('no offline queue: a logout while the client reconnects answers 503 at once and never runs once Redis is back', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => { await server.stop() })
+  // A command timeout far beyond the test: a queued command would wait for Redis, not time out.
+  const { app, redis, prefix } = await faultyApp(t, server, { REDIS_COMMAND_TIMEOUT: '10000' })
+  const user = await register(app, 'reconnecting')
+  const tokens = await login(app, 'reconnecting', user.password)
+  const sid = decodeJwt(tokens.access_token).payload.sid as string
+  const session = `${prefix}user:{${user.id}}:session:${sid}`
+
+  // A paused server still accepts connections (the kernel does) but answers nothing: the app's
+  // client reconnects and waits for the answer to its ready check, connected but not ready.
+  const client = app.redis as Redis
+  server.pause()
+  t.teardown(() => { server.resume() })
+  client.disconnect(true)
+  await until('the client to wait on its ready check', async () => client.status === 'connect')
+  // Redis comes back the moment the logout's first command has been handed to the client:
+  // a queued command would then be sent, and the logout would run.
+  onScript(app, 'token-status.lua', () => { server.resume() }, { after: true })
+  const [logout, ms] = await timed(async () => await app.inject({ method: 'DELETE', url: `/sessions/${sid}`, headers: bearer(tokens.access_token) }))
+  unavailable(t, logout, 'the logout')
+  t.ok(ms < 5000, `answered in ${ms} ms, not after a command timeout`)
+  await waitUntilReady(app)
+  t.equal(await redis.exists(session), 1, 'the logout the user was told failed did not run later')
+  t.equal((await refresh(app, tokens.refresh_token)).statusCode, 200, 'the session lives on')
 })
 
 // Long enough that what a request costs besides Redis (a password hash on a loaded machine:

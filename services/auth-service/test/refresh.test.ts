@@ -164,6 +164,22 @@ t.test('session lifetimes', async (t) => {
   })
 })
 
+t.test('an access token is honoured by the auth-service only while its session lives, even before Redis reaps the session', async (t) => {
+  const clock = testClock()
+  // Access tokens outliving the session's idle lifetime: the session, not the token, must decide.
+  const { app } = await setup(t, { REFRESH_TOKEN_TTL: '1m', ACCESS_TOKEN_TTL: '10m' }, { clock })
+  const user = await register(app, 'Idle')
+  const tokens = await login(app, 'Idle', user.password)
+  clock.advance(59_000)
+  t.equal((await app.inject({ url: '/sessions', headers: bearer(tokens.access_token) })).statusCode, 200, 'within the idle lifetime')
+  // The service's clock is past the session's end; Redis's own clock, which expires the key, is not.
+  clock.advance(2000)
+  const late = await app.inject({ url: '/sessions', headers: bearer(tokens.access_token) })
+  t.equal(late.statusCode, 401, 'the session has ended: 401')
+  t.equal(late.json().error, 'invalid_token', 'invalid_token')
+  t.equal((await refresh(app, tokens.refresh_token)).statusCode, 400, 'and its refresh token is refused too')
+})
+
 t.test('what Redis holds', async (t) => {
   const { app, redis, prefix } = await setup(t)
   const user = await register(app, 'Heidi')

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { loadConfig } from '../src/app.js'
-import { setup, register, login, refresh, bearer, decodeJwt, until, type TestClock } from './helper.js'
+import { setup, register, login, refresh, bearer, decodeJwt, until, untilReady, type TestClock } from './helper.js'
 
 // Elsewhere a session's lifetime is judged by the scripts against a clock the
 // test moves. Here nothing is moved: the service runs on the real clock, the
@@ -16,6 +16,7 @@ const realClock: TestClock = {
 t.test(`a session left idle is removed by Redis's TTL after REFRESH_TOKEN_TTL (${IDLE_S} s, the floor), and its refresh token is then invalid_grant`, async (t) => {
   t.throws(() => loadConfig({ REFRESH_TOKEN_TTL: String(IDLE_S - 1) }), /^REFRESH_TOKEN_TTL /, `${IDLE_S} s is the shortest idle lifetime there is`)
   const { app, redis, prefix } = await setup(t, { REFRESH_TOKEN_TTL: String(IDLE_S) }, { clock: realClock })
+  await untilReady(app)
   const user = await register(app, 'idler')
   const tokens = await login(app, 'idler', user.password)
   const loggedInAt = Date.now()

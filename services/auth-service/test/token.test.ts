@@ -158,4 +158,20 @@ t.test('confidential clients and client_credentials', async (t) => {
     t.equal(bad.json().error, 'invalid_client')
     t.match(bad.headers['www-authenticate'], /^Basic realm="baton"/)
   })
+
+  t.test('a confidential client that sends only its client_id is invalid_client, and gets no token', async (t) => {
+    const user = await register(app, 'Secretless')
+    const attempts: Array<[string, Record<string, string>]> = [
+      ['client_credentials', { grant_type: 'client_credentials', client_id: 'reporting' }],
+      ['password grant', { grant_type: 'password', client_id: 'web', username: 'Secretless', password: user.password }]
+    ]
+    for (const [name, payload] of attempts) {
+      const response = await app.inject({ method: 'POST', url: '/oauth/token', payload })
+      t.equal(response.statusCode, 401, `${name}: 401`)
+      t.equal(response.json().error, 'invalid_client', `${name}: invalid_client`)
+      t.match(response.headers['www-authenticate'], /^Basic realm="baton"/, `${name}: a Basic challenge`)
+      t.equal(response.json().access_token, undefined, `${name}: no access token`)
+    }
+    t.same(await app.sessions.list(user.id), [], 'the password grant started no session')
+  })
 })
