@@ -97,6 +97,8 @@ const baton = createClient({
   ...(tabStore === undefined ? {} : { tokenStore: tabStore }),
   apiOrigins: [config.apiUrl],
   refreshSkewMs: SKEW_MS,
+  // A new tab waits this long for an open one to hand it the session before it asks the auth-service with its cookie.
+  tabSyncTimeoutMs: 1000,
   fetch: countingFetch
 })
 // For the curious, in the developer tools: baton.signedIn, baton.expiresAt, await baton.sessions().

@@ -55,19 +55,29 @@ t.test('the demo page, start to finish, then Ctrl-C', { skip }, async (t) => {
   // A second tab: signed in by the first, and when the token runs low one refresh serves both.
   const second = await openDemoTab(t, context, demo.pageUrl)
   await visible(second, '#view-signed-in')
-  t.match((await activity(second))[0], 'Signed in by another tab')
+  t.ok((await activity(second)).includes('Signed in by another tab'), 'the first tab handed the second its session')
   t.equal(await text(first, '#tabs-count'), '2 open', 'each tab knows of the other')
+  // The next time the token runs low, both tabs ask at once: one refresh, handed to the other.
+  const numbers = async (page: Page): Promise<{ rotations: number, sent: number, handed: number }> => ({
+    rotations: Number(await text(page, '#stat-rotations')), sent: Number(await text(page, '#stat-requests')), handed: Number(await text(page, '#stat-handed'))
+  })
+  // Measured well away from a refresh, so none is half counted.
+  await first.waitForFunction(() => Number(document.getElementById('countdown-seconds')!.textContent) >= 8, undefined, { timeout: 30_000 })
+  const before = [await numbers(first), await numbers(second)]
   const rotationsBefore = await demo.refreshes('rotated')
-  await first.locator('#stat-rotations', { hasText: '1' }).waitFor({ timeout: 30_000 })
-  await second.locator('#stat-rotations', { hasText: '1' }).waitFor({ timeout: 5000 })
-  const sent = [Number(await text(first, '#stat-requests')), Number(await text(second, '#stat-requests'))]
-  const handed = [Number(await text(first, '#stat-handed')), Number(await text(second, '#stat-handed'))]
-  t.comment(`demo, two tabs: refresh requests sent ${sent.join(' + ')}, handed over ${handed.join(' + ')}, rotations counted by the auth-service ${await demo.refreshes('rotated') - rotationsBefore}`)
+  for (const [index, page] of [first, second].entries()) {
+    await page.waitForFunction((seen) => Number(document.getElementById('stat-rotations')!.textContent) > seen, before[index]!.rotations, { timeout: 30_000 })
+  }
+  const after = [await numbers(first), await numbers(second)]
+  const sent = after.map((numbers, index) => numbers.sent - before[index]!.sent)
+  const handed = after.map((numbers, index) => numbers.handed - before[index]!.handed)
+  const rotations = await demo.refreshes('rotated') - rotationsBefore
+  t.comment(`demo, two tabs: refresh requests sent ${sent.join(' + ')}, handed over ${handed.join(' + ')}, rotations counted by the auth-service ${rotations}`)
   t.same([...sent].sort(), [0, 1], 'one tab sent the refresh, the other none')
   t.same([...handed].sort(), [0, 1], 'and the other was handed its result')
-  t.equal(await demo.refreshes('rotated') - rotationsBefore, 1, 'the auth-service counted one rotation')
+  t.equal(rotations, 1, 'the auth-service counted one rotation')
   const [refresher, receiver] = sent[0] === 1 ? [first, second] : [second, first]
-  t.match(await activity(refresher), ['Refreshed by this tab'])
+  t.ok((await activity(refresher)).includes('Refreshed by this tab'), 'the refreshing tab says so')
   t.match((await activity(receiver)).find((entry) => entry.startsWith('New access token handed over')), /handed over by Tab \w+/, 'the log names the tab that refreshed')
 
   // Sessions: this browser's, then a phone app's.
@@ -90,7 +100,7 @@ t.test('the demo page, start to finish, then Ctrl-C', { skip }, async (t) => {
 
   // The phone's next refresh presents the spent token: reuse, the whole session revoked, its session-ended event.
   await first.locator('#phone-state', { hasText: 'revoked' }).waitFor({ timeout: 20_000 })
-  t.match(await activity(first), ['Phone app: refresh token reuse detected, session revoked'], 'the phone\'s session-ended event fired: reuse detected')
+  t.ok((await activity(first)).includes('Phone app: refresh token reuse detected, session revoked'), 'the phone\'s session-ended event fired: reuse detected')
   await first.click('#thief-me')
   await first.locator('#thief-log li', { hasText: /^401/ }).first().waitFor()
   t.match(await text(first, '#thief-log li:first-child'), /^401\s+invalid_token/, 'the API refuses the thief\'s access token at once')
@@ -113,7 +123,7 @@ t.test('the demo page, start to finish, then Ctrl-C', { skip }, async (t) => {
   await second.click('#logout-everywhere')
   await visible(second, '#view-signed-out')
   await visible(first, '#view-signed-out', 2000)
-  t.match(await activity(first), ['Logged out everywhere (in another tab)'], 'the other tab was signed out too')
+  t.ok((await activity(first)).includes('Logged out everywhere (in another tab)'), 'the other tab was signed out too')
 
   // Ctrl-C: everything the command started stops, and it exits 0.
   const ports = [demo.pageUrl, demo.authUrl, demo.apiUrl].map((url) => Number(new URL(url).port))

@@ -21,6 +21,8 @@ const ACCESS_TOKEN_TTL_S = 10 // the floor the auth-service allows
 const SKEW_MS = 3_000
 const PER_TAB = 20
 
+// Four browsers, each waiting for tokens to come due: minutes on a loaded machine, more than tap's default.
+t.setTimeout(300_000)
 const skip = skipWithoutChromium(t)
 
 /** In the tab: wait until the token is due for refresh, then fire `count` requests at once; their statuses. */
