@@ -172,6 +172,6 @@ t.test('confidential clients and client_credentials', async (t) => {
       t.match(response.headers['www-authenticate'], /^Basic realm="baton"/, `${name}: a Basic challenge`)
       t.equal(response.json().access_token, undefined, `${name}: no access token`)
     }
-    t.same(await app.sessions.list(user.id), [], 'the password grant started no session')
+    t.same(await app.auth.sessions.list(user.id), [], 'the password grant started no session')
   })
 })
