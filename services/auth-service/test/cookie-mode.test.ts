@@ -203,6 +203,46 @@ t.test('logout: /oauth/revoke ends the cookie\'s session and clears the cookie',
   t.equal((await call(served.base, '/oauth/token', { form: refreshForm, cookie: other })).status, 200, 'and ended nothing')
 })
 
+t.test('ending its own session through /sessions clears the cookie; ending another session leaves it', async (t) => {
+  const served = await serve(t)
+  const user = await register(served.app)
+  const signIn = async (clientId = 'baton'): Promise<{ response: Response, token: string }> => {
+    const cookieMode = clientId !== 'cli'
+    const response = await call(served.base, '/oauth/token', {
+      form: { grant_type: 'password', username: user.username, password: user.password, client_id: clientId },
+      ...(cookieMode ? {} : { origin: null, clientHeader: false })
+    })
+    t.equal(response.status, 200, `signed in through ${clientId}`)
+    return { response, token: (await response.clone().json() as { access_token: string }).access_token }
+  }
+  const sidOf = (token: string): string => decodeJwt(token).payload.sid as string
+
+  const page = await signIn()
+  const cookie = refreshCookie(t, page.response, IDLE_S)
+
+  // The user's CLI (token mode) logging out everywhere answers with no cookie: it has none.
+  const cli = await signIn('cli')
+  const cliEnds = await call(served.base, `/sessions/${sidOf(cli.token)}`, { method: 'DELETE', headers: bearer(cli.token) })
+  t.equal(cliEnds.status, 204)
+  t.same(setCookies(cliEnds), [], 'a token-mode client ending its own session sets no cookie')
+
+  const laptop = await signIn()
+  const endsOther = await call(served.base, `/sessions/${sidOf(laptop.token)}`, { method: 'DELETE', headers: bearer(page.token) })
+  t.equal(endsOther.status, 204)
+  t.same(setCookies(endsOther), [], 'ending another session leaves this page\'s cookie alone')
+  t.equal((await call(served.base, '/oauth/token', { form: refreshForm, cookie })).status, 200, 'and this page\'s session still refreshes')
+
+  const own = await signIn()
+  const endsOwn = await call(served.base, `/sessions/${sidOf(own.token)}`, { method: 'DELETE', headers: bearer(own.token) })
+  t.equal(endsOwn.status, 204)
+  clearsCookie(t, endsOwn)
+
+  const last = await signIn()
+  const everywhere = await call(served.base, '/sessions', { method: 'DELETE', headers: bearer(last.token) })
+  t.equal(everywhere.status, 204)
+  clearsCookie(t, everywhere)
+})
+
 t.test('CSRF: without an allowed Origin and the X-Baton-Client header, 403 and nothing changes', async (t) => {
   const served = await serve(t)
   const cookie = refreshCookie(t, (await login(served)).response, IDLE_S)
