@@ -3,8 +3,9 @@
 // request that reads or writes it, and CORS headers only for allowed origins.
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
+import { startRedis } from '@baton/test-redis'
 import { loadConfig } from '../src/app.js'
-import { bearer, decodeJwt, dumpStrings, register, setup, testClock, type TestClock, type TestContext } from './helper.js'
+import { bearer, decodeJwt, dumpStrings, register, setup, testClock, until, type TestBackendKind, type TestClock, type TestContext } from './helper.js'
 
 const PAGE = 'http://localhost:5173'
 const ADMIN_PAGE = 'http://localhost:5174'
@@ -29,9 +30,9 @@ interface Served extends TestContext {
   clock: TestClock
 }
 
-async function serve (t: Test, env: Record<string, string> = {}): Promise<Served> {
+async function serve (t: Test, env: Record<string, string> = {}, backend?: TestBackendKind): Promise<Served> {
   const clock = testClock()
-  const context = await setup(t, { ...ENV, ...env }, { clock })
+  const context = await setup(t, { ...ENV, ...env }, { clock, backend })
   await context.app.listen({ host: '127.0.0.1', port: 0 })
   return { ...context, clock, base: `http://127.0.0.1:${(context.app.server.address() as AddressInfo).port}` }
 }
@@ -241,6 +242,30 @@ t.test('ending its own session through /sessions clears the cookie; ending anoth
   const everywhere = await call(served.base, '/sessions', { method: 'DELETE', headers: bearer(last.token) })
   t.equal(everywhere.status, 204)
   clearsCookie(t, everywhere)
+})
+
+t.test('a logout Redis cannot take (503) keeps the cookie, so the retry still ends the session', async (t) => {
+  // A Redis of its own, every write on disk: it goes away and comes back with the session in it.
+  const redis = await startRedis({ appendonly: true, extraArgs: ['--appendfsync', 'always'] })
+  t.teardown(async () => { await redis.stop() })
+  const served = await serve(t, { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT: '1000' }, 'standalone')
+  const { response, body } = await login(served)
+  const cookie = refreshCookie(t, response, IDLE_S)
+  const ready = async (): Promise<number> => (await served.app.inject('/readyz')).statusCode
+
+  redis.kill()
+  await until('the auth-service to see Redis gone', async () => await ready() === 503)
+  const failed = await call(served.base, '/oauth/revoke', { form: logoutForm, cookie })
+  t.equal(failed.status, 503, 'the session could not be ended')
+  t.same(setCookies(failed), [], 'so the browser keeps the cookie to try again with')
+
+  await redis.restart()
+  await until('the auth-service to see Redis back', async () => await ready() === 200)
+  const retried = await call(served.base, '/oauth/revoke', { form: logoutForm, cookie })
+  t.equal(retried.status, 200)
+  clearsCookie(t, retried)
+  t.equal((await call(served.base, '/oauth/token', { form: refreshForm, cookie })).status, 400, 'the retry ended the session: the cookie no longer refreshes')
+  t.equal((await call(served.base, '/sessions', { method: 'GET', headers: bearer(body.access_token as string) })).status, 401, 'and its access token is refused')
 })
 
 t.test('CSRF: without an allowed Origin and the X-Baton-Client header, 403 and nothing changes', async (t) => {
