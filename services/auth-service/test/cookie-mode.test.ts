@@ -152,6 +152,18 @@ t.test('a lost answer: the retry with the old cookie inside the grace window get
   t.equal(refreshCookie(t, retried, IDLE_S - 2), lost, 'the successor already issued, with its own Max-Age')
 })
 
+t.test('parallel refreshes with one cookie beyond the grace retries leave the cookie alone: the session lives', async (t) => {
+  const served = await serve(t, { REFRESH_GRACE_RETRIES: '1' })
+  const first = refreshCookie(t, (await login(served)).response, IDLE_S)
+  const successor = refreshCookie(t, await call(served.base, '/oauth/token', { form: refreshForm, cookie: first }), IDLE_S)
+  t.equal(refreshCookie(t, await call(served.base, '/oauth/token', { form: refreshForm, cookie: first }), IDLE_S), successor, 'the one grace retry gets the successor')
+  const beyond = await call(served.base, '/oauth/token', { form: refreshForm, cookie: first })
+  t.equal(beyond.status, 400)
+  t.match(await beyond.json(), { error: 'invalid_grant' })
+  t.same(setCookies(beyond), [], 'no Set-Cookie: a late answer must not wipe the successor an earlier one set')
+  t.equal((await call(served.base, '/oauth/token', { form: refreshForm, cookie: successor })).status, 200, 'the session goes on with the successor')
+})
+
 t.test('replay of a spent cookie: the session is revoked and the cookie cleared', async (t) => {
   const served = await serve(t)
   const { response, body } = await login(served)
