@@ -1,5 +1,5 @@
 import tap, { type Test } from 'tap'
-import { freePort, startRedis, type TestRedis } from '@baton/test-redis'
+import { freePort, startRedis, testClock, type TestClock, type TestRedis } from '@baton/test-redis'
 import { buildApp, loadConfig } from '@baton/auth-service'
 
 export const PASSWORD = 'correct horse battery staple'
@@ -7,16 +7,8 @@ export const PASSWORD = 'correct horse battery staple'
 /** The auth-service's Fastify instance (the client depends on no Fastify of its own). */
 export type AuthApp = Awaited<ReturnType<typeof buildApp>>
 
-/** A clock the test moves by hand, shared by the auth-service and the client. */
-export interface TestClock {
-  now: () => number
-  advance: (ms: number) => void
-}
-
-export function testClock (start = Date.now()): TestClock {
-  let current = start
-  return { now: () => current, advance: (ms) => { current += ms } }
-}
+// A clock the test moves by hand, shared by the auth-service and the client.
+export { testClock, type TestClock }
 
 let redis: Promise<TestRedis> | undefined
 

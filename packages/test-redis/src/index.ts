@@ -529,3 +529,15 @@ export async function startRedisCluster (options: StartRedisClusterOptions = {})
     stop
   }
 }
+
+/** A clock a test moves by hand, handed to the code under test as its `now`. */
+export interface TestClock {
+  now: () => number
+  advance: (ms: number) => void
+}
+
+/** A {@link TestClock} at `start` (ms since the epoch; default: now). */
+export function testClock (start = Date.now()): TestClock {
+  let current = start
+  return { now: () => current, advance: (ms) => { current += ms } }
+}

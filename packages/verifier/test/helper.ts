@@ -5,6 +5,7 @@ import { connect, type AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { createSigner } from 'fast-jwt'
+import { testClock as baseTestClock, type TestClock } from '@baton/test-redis'
 
 export type TestAlgorithm = 'EdDSA' | 'ES256'
 
@@ -137,15 +138,11 @@ export async function startJwksServer (keys: TestKey[], options: JwksServerOptio
 }
 
 /** A clock the test moves by hand. */
-export interface TestClock {
-  now: () => number
-  advance: (ms: number) => void
-}
+export type { TestClock }
 
 /** Starts on a whole second, as NumericDate claims do, so "exactly at exp" is reachable. */
 export function testClock (start = Math.floor(Date.now() / 1000) * 1000): TestClock {
-  let current = start
-  return { now: () => current, advance: (ms) => { current += ms } }
+  return baseTestClock(start)
 }
 
 /** Polls until `condition` holds; fails after `timeoutMs`. */

@@ -5,19 +5,11 @@ import tap, { type Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { isClusterClient, type RedisClient } from '@baton/service-kit'
-import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '@baton/test-redis'
+import { startRedis, startRedisCluster, testClock, type TestClock, type TestRedis, type TestRedisCluster } from '@baton/test-redis'
 import { buildApp, loadConfig } from '../src/app.js'
 
 /** A clock the test moves by hand. */
-export interface TestClock {
-  now: () => number
-  advance: (ms: number) => void
-}
-
-export function testClock (start = Date.now()): TestClock {
-  let current = start
-  return { now: () => current, advance: (ms) => { current += ms } }
-}
+export { testClock, type TestClock }
 
 export interface TestContext {
   app: FastifyInstance
