@@ -51,8 +51,16 @@ export interface ClientOptions {
   crossTab?: boolean
   /** Name of the lock and channel the tabs share (default: derived from `issuer` and `clientId`). */
   channelName?: string
-  /** How long a tab waits for another tab's answer before acting alone (default 250 ms). */
+  /** How long a new tab waits for another tab to hand it the session before acting alone (default 250 ms). */
   tabSyncTimeoutMs?: number
+  /**
+   * How long a tab that waited for the refresh lock waits for the holder's
+   * outcome (default 2000 ms). The holder posts it before letting go, so it
+   * is on its way and the wait ends when it arrives; the full wait is spent
+   * only when the holder died mid-refresh. A busy device may deliver it
+   * late: giving up early means refreshing with a token the holder spent.
+   */
+  handoverTimeoutMs?: number
   /** Milliseconds since the epoch (default `Date.now`); tests move it. */
   now?: () => number
 }
@@ -139,6 +147,7 @@ export class BatonClient {
   readonly #retryWindowMs: number
   readonly #timeoutMs: number
   readonly #syncTimeoutMs: number
+  readonly #handoverTimeoutMs: number
   readonly #apiOrigins: ReadonlySet<string>
   readonly #tabs: TabCoordinator
   readonly #listeners = new Map<keyof ClientEvents, Set<(event: never) => void>>()
@@ -182,6 +191,7 @@ export class BatonClient {
     this.#retryWindowMs = nonNegative('refreshRetryWindowMs', options.refreshRetryWindowMs, 8_000)
     this.#timeoutMs = nonNegative('timeoutMs', options.timeoutMs, 10_000)
     this.#syncTimeoutMs = nonNegative('tabSyncTimeoutMs', options.tabSyncTimeoutMs, 250)
+    this.#handoverTimeoutMs = nonNegative('handoverTimeoutMs', options.handoverTimeoutMs, 2000)
 
     const origins = new Set([issuer.origin])
     const page = (globalThis as { location?: { origin?: string } }).location?.origin
@@ -449,7 +459,7 @@ export class BatonClient {
     const generation = this.#generation
     return await this.#tabs.exclusive(async (contended) => {
       // The tab that held the lock posted its outcome before letting go; the message may still be on its way.
-      if (contended) await this.#changeSince(generation, this.#syncTimeoutMs)
+      if (contended) await this.#changeSince(generation, this.#handoverTimeoutMs)
       if (this.#generation !== generation) {
         if (this.#state !== undefined) return this.#state
         if (this.#status === 'signed-out') throw notSignedIn()
