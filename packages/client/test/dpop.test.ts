@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, exportJWK, jwtVerify, type JWTPayload } from 'jose'
+import { checkDpopProof, createMemoryReplayCache } from '@baton/verifier/dpop'
 import { DpopSigner } from '../src/dpop.js'
 import { createClient, generateDpopKeyPair, MemoryKeyStore, type DpopKeyStore } from '../src/index.js'
 import { FileTokenStore } from '../src/node.js'
@@ -51,6 +52,19 @@ t.test('a proof is an ES256 dpop+jwt with the public key only, for one request',
   t.not(second.payload.jti, payload.jti, 'every proof has a jti of its own')
   t.notOk('ath' in second.payload || 'nonce' in second.payload, 'a token-endpoint proof without a nonce has no ath and no nonce')
   t.equal(second.jkt, jkt, 'and the same key')
+})
+
+t.test('Baton\'s own proof check (the token endpoint\'s and the verifiers\') accepts the client\'s proofs, each once', async (t) => {
+  const pair = await generateDpopKeyPair()
+  const signer = new DpopSigner(pair)
+  const replay = createMemoryReplayCache()
+  const url = 'https://api.example.com/me?x=1'
+  const proof = await signer.proof({ method: 'GET', url, accessToken: TOKEN, nonce: 'n-2', issuedAt: Math.floor(Date.now() / 1000) })
+  const checked = await checkDpopProof(proof, { method: 'GET', url, accessToken: TOKEN, nonce: 'n-2', replay, algorithms: ['ES256'] })
+  t.equal(checked.jkt, await calculateJwkThumbprint(await exportJWK(pair.publicKey)), 'the key is the pair\'s: what cnf.jkt will name')
+  await t.rejects(checkDpopProof(proof, { method: 'GET', url, accessToken: TOKEN, nonce: 'n-2', replay }), { code: 'invalid_dpop_proof', reason: 'replay' }, 'a second time: a replay')
+  const tokenProof = await signer.proof({ method: 'POST', url: 'https://auth.example.com/oauth/token', issuedAt: Math.floor(Date.now() / 1000) })
+  t.equal((await checkDpopProof(tokenProof, { method: 'POST', url: 'https://auth.example.com/oauth/token', replay })).jkt, checked.jkt, 'a token-endpoint proof, the same key')
 })
 
 t.test('FileTokenStore keeps the DPoP key beside the refresh token, in its 0600 file, for the next run', async (t) => {
