@@ -138,7 +138,14 @@ function signal (): { promise: Promise<void>, fire: () => void } {
   return { promise, fire }
 }
 
-function dpopSettings (options: ClientOptions, keyName: string): { keyStore: DpopKeyStore, keyName: string, nonces: NonceBook } | undefined {
+/** Where this client's DPoP key lives and under what name, and the nonces the servers gave it. */
+interface DpopSettings {
+  keyStore: DpopKeyStore
+  keyName: string
+  nonces: NonceBook
+}
+
+function dpopSettings (options: ClientOptions, keyName: string): DpopSettings | undefined {
   const option = options.dpop
   if (option === undefined || option === false) return undefined
   if (option !== true && (typeof option !== 'object' || option === null)) throw invalidOptions('dpop must be true, false or { keyStore }')
@@ -172,7 +179,7 @@ export class BatonClient {
   readonly #apiOrigins: ReadonlySet<string>
   readonly #tabs: TabCoordinator
   readonly #listeners = new Map<keyof ClientEvents, Set<(event: never) => void>>()
-  readonly #dpop: { keyStore: DpopKeyStore, keyName: string, nonces: NonceBook } | undefined
+  readonly #dpop: DpopSettings | undefined
   #signer: Promise<DpopSigner> | undefined
 
   #state: AccessState | undefined
@@ -334,6 +341,18 @@ export class BatonClient {
   }
 
   /**
+   * This client's DPoP key, as far as it may be seen: the thumbprint that a
+   * bound token's `cnf.jkt` names, and whether the private key can be read
+   * out (never, for a key the client made in a browser). Undefined without
+   * `dpop`.
+   */
+  async dpopKey (): Promise<{ thumbprint: string, extractable: boolean } | undefined> {
+    if (this.#dpop === undefined) return undefined
+    const signer = await this.#dpopSigner(this.#dpop)
+    return { thumbprint: await signer.thumbprint(), extractable: signer.extractable }
+  }
+
+  /**
    * The headers that authorize one request the app sends by other means
    * than `fetch` (a WebSocket upgrade, another HTTP library):
    * `authorization`, and for a DPoP-bound token a `dpop` proof made for
@@ -460,17 +479,21 @@ export class BatonClient {
     }
   }
 
-  /** A new DPoP proof for one request (and, for an API, the access token it goes with), with the latest nonce of its origin. */
-  async #proof (method: string, url: string | URL, accessToken?: string): Promise<string> {
-    const dpop = this.#dpop
-    if (dpop === undefined) throw invalidOptions('this client was made without dpop')
+  #dpopSigner (dpop: DpopSettings): Promise<DpopSigner> {
     if (this.#signer === undefined) {
       const signer = this.#signer = dpop.keyStore.dpopKeyPair(dpop.keyName).then((pair) => new DpopSigner(pair))
       // A key store that failed once (IndexedDB blocked, say) is asked again next time.
       signer.catch(() => { if (this.#signer === signer) this.#signer = undefined })
     }
+    return this.#signer
+  }
+
+  /** A new DPoP proof for one request (and, for an API, the access token it goes with), with the latest nonce of its origin. */
+  async #proof (method: string, url: string | URL, accessToken?: string): Promise<string> {
+    const dpop = this.#dpop
+    if (dpop === undefined) throw invalidOptions('this client was made without dpop')
     const nonce = dpop.nonces.get(url)
-    return await (await this.#signer).proof({
+    return await (await this.#dpopSigner(dpop)).proof({
       method, url, issuedAt: Math.floor(this.#now() / 1000), ...(accessToken === undefined ? {} : { accessToken }), ...(nonce === undefined ? {} : { nonce })
     })
   }

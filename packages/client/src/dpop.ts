@@ -199,6 +199,18 @@ export class DpopSigner {
     return await this.#jwk
   }
 
+  /** The RFC 7638 SHA-256 thumbprint of the public key: what a bound token's `cnf.jkt` names. */
+  async thumbprint (): Promise<string> {
+    const { crv, kty, x, y } = await this.publicJwk()
+    // RFC 7638: the required members only, in lexicographic order, no white space.
+    return base64url(new Uint8Array(await subtle().digest('SHA-256', encoder.encode(JSON.stringify({ crv, kty, x, y })))))
+  }
+
+  /** Whether the private key can be read out: false for the keys the client makes in a browser. */
+  get extractable (): boolean {
+    return this.#keyPair.privateKey.extractable
+  }
+
   /** A fresh proof (a new `jti` every time): the value of a `DPoP` header. */
   async proof (claims: ProofClaims): Promise<string> {
     const header = { typ: 'dpop+jwt', alg: DPOP_ALGORITHM, jwk: await this.publicJwk() }

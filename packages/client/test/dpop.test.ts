@@ -175,6 +175,8 @@ t.test('login, API call and refresh carry proofs of one key; token_type DPoP is 
   const jkt = auth.seen[0]!.jkt
   t.same([...new Set([...auth.seen, ...api.seen].map((entry) => entry.jkt))], [jkt], 'every proof, to both servers, from the one key')
   t.equal(jkt, await calculateJwkThumbprint(await exportJWK((await keyStore.dpopKeyPair(`baton:${auth.url}/:baton`)).publicKey)), 'the key the key store keeps, under the issuer and client')
+  t.same(await client.dpopKey(), { thumbprint: jkt, extractable: false }, 'dpopKey(): its thumbprint, and that it cannot be read out')
+  t.equal(await createClient({ issuer: auth.url }).dpopKey(), undefined, 'no dpop, no key')
 })
 
 t.test('nonce challenges: the token endpoint\'s 400 use_dpop_nonce and the API\'s 401 are each answered once, with the nonce, per origin', async (t) => {
