@@ -33,7 +33,9 @@ export type AccessTokenClaims = Static<typeof AccessTokenClaimsSchema>
 
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String(),
-  token_type: Type.Literal('Bearer'),
+  token_type: Type.Union([Type.Literal('Bearer'), Type.Literal('DPoP')], {
+    description: '`DPoP` when the request carried a DPoP proof: the access token is bound to its key (`cnf.jkt`, RFC 9449 §5) and must be sent as `Authorization: DPoP` with a proof; else `Bearer`'
+  }),
   expires_in: Type.Integer(),
   refresh_token: Type.Optional(Type.String()),
   scope: Type.String(),

@@ -9,6 +9,9 @@ export const ERRORS = {
   BATON_INVALID_SCOPE: { status: 400, error: 'invalid_scope' },
   BATON_UNSUPPORTED_GRANT_TYPE: { status: 400, error: 'unsupported_grant_type' },
   BATON_UNAUTHORIZED_CLIENT: { status: 400, error: 'unauthorized_client' },
+  // RFC 9449 §5 and §8 at the token endpoint: a DPoP proof that is missing where required, or refused; a proof without the server's nonce.
+  BATON_INVALID_DPOP_PROOF: { status: 400, error: 'invalid_dpop_proof' },
+  BATON_USE_DPOP_NONCE: { status: 400, error: 'use_dpop_nonce' },
   BATON_INVALID_CLIENT: { status: 401, error: 'invalid_client' },
   // An authenticated client asking for what its registration does not allow it (introspection).
   BATON_CLIENT_NOT_ALLOWED: { status: 403, error: 'unauthorized_client' },

@@ -12,6 +12,9 @@ import { RateLimiter } from '../../core/accounts/rate-limits.js'
 import { DeviceTokenCodec } from '../../core/sessions/device-token.js'
 import { RefreshTokenCodec } from '../../core/sessions/refresh-token-codec.js'
 import { SessionStore } from '../../core/sessions/session-store.js'
+import { DpopNonces } from '../../core/dpop/nonces.js'
+import { RedisDpopReplayCache } from '../../core/dpop/replay-cache.js'
+import { TokenRequestProofs } from '../../core/dpop/token-request-proof.js'
 import type { AuthMetrics } from '../../observability/metrics.js'
 
 /** The auth-service's domain objects, built once per app; routes reach them as `app.auth`. */
@@ -28,6 +31,8 @@ export interface Auth {
   accessTokens: AccessTokenIssuer
   /** The token endpoint's dispatch table. */
   grants: Grants
+  /** The token endpoint's DPoP proofs (RFC 9449). */
+  dpop: TokenRequestProofs
   metrics: AuthMetrics
 }
 
@@ -73,6 +78,16 @@ export const authPlugin = fp(async function auth (app: FastifyInstance, opts: Au
     limits,
     accessTokens,
     grants: createGrants({ users, passwords, sessions, limits, accessTokens }),
+    dpop: new TokenRequestProofs({
+      tokenEndpoint: `${config.ISSUER}/oauth/token`,
+      algorithms: config.DPOP_SIGNING_ALGS,
+      maxAgeSeconds: config.DPOP_PROOF_MAX_AGE,
+      clockSkewSeconds: config.CLOCK_SKEW,
+      // Derived from the refresh-token secret: every instance issues and accepts the same nonces.
+      nonces: config.DPOP_NONCE === 'required' ? new DpopNonces(refreshTokenSecret, config.DPOP_NONCE_LIFETIME, now) : undefined,
+      replay: new RedisDpopReplayCache(app.redis, keys, now),
+      now
+    }),
     metrics: opts.metrics
   } satisfies Auth)
 }, { name: 'baton-auth', fastify: '5.x', dependencies: ['baton-redis', 'baton-keyring', 'baton-revocation-feed'] })
