@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose'
 import { buildApp as buildResource, loadConfig as loadResourceConfig } from '@baton/resource-service'
-import { createClient, generateDpopKeyPair, MemoryTokenStore, type BatonClient } from '../src/index.js'
+import { createClient, generateDpopKeyPair, MemoryTokenStore, type BatonClient, type ClientOptions } from '../src/index.js'
 import { DpopSigner } from '../src/dpop.js'
 import { PASSWORD, startAuthService, testClock, type AuthService, type TestClock } from './helper.js'
 
@@ -27,6 +27,11 @@ async function setup (t: Test, env: Record<string, string> = {}): Promise<Setup>
   const api = await resource.listen({ host: '127.0.0.1', port: 0 })
   for (let i = 0; i < 100 && (await fetch(`${api}/readyz`)).status !== 200; i++) await new Promise((resolve) => setTimeout(resolve, 100))
   return { auth, api, clock, username: await auth.register() }
+}
+
+/** A client with `dpop: true` for the services of `setup`, on its clock. */
+function dpopClient ({ auth, api, clock }: Setup, options: Partial<ClientOptions> = {}): BatonClient {
+  return createClient({ issuer: auth.url, apiOrigins: [api], dpop: true, now: clock.now, ...options })
 }
 
 /** The access token's claims, verified with the auth-service's published keys. */
@@ -55,9 +60,10 @@ async function apiStatus (client: BatonClient, url: string): Promise<number> {
 }
 
 t.test('a whole session with DPoP-bound tokens: login, API calls, refresh across expiry, logout', async (t) => {
-  const { auth, api, clock, username } = await setup(t)
+  const context = await setup(t)
+  const { auth, api, clock, username } = context
   const store = new MemoryTokenStore()
-  const client = createClient({ issuer: auth.url, apiOrigins: [api], tokenStore: store, dpop: true, now: clock.now })
+  const client = dpopClient(context, { tokenStore: store })
   await client.login(username, PASSWORD)
   const key = await client.dpopKey()
   t.equal(client.tokenType, 'DPoP', 'the auth-service issued a DPoP token')
@@ -97,9 +103,10 @@ t.test('a whole session with DPoP-bound tokens: login, API calls, refresh across
 
 t.test('a copy of a bound refresh token is worth nothing: without the key, or with another, it is refused and the session revoked', async (t) => {
   for (const withOwnKey of [false, true]) {
-    const { auth, api, clock, username } = await setup(t)
+    const context = await setup(t)
+    const { auth, api, clock, username } = context
     const store = new MemoryTokenStore()
-    const client = createClient({ issuer: auth.url, apiOrigins: [api], tokenStore: store, dpop: true, now: clock.now })
+    const client = dpopClient(context, { tokenStore: store })
     const ended: string[] = []
     client.on('session-ended', ({ reason }) => { ended.push(reason) })
     await client.login(username, PASSWORD)
@@ -116,13 +123,10 @@ t.test('a copy of a bound refresh token is worth nothing: without the key, or wi
 
 t.test('server nonces: the client answers use_dpop_nonce at the token endpoint, and keeps going', async (t) => {
   // A nonce lives one to two periods: an hour, so one access token's lifetime later the remembered one is still good.
-  const { auth, api, clock, username } = await setup(t, { DPOP_NONCE: 'required', DPOP_NONCE_LIFETIME: '1h' })
+  const context = await setup(t, { DPOP_NONCE: 'required', DPOP_NONCE_LIFETIME: '1h' })
+  const { auth, api, clock, username } = context
   const sent: Array<{ url: string, status: number, nonce: string | undefined }> = []
-  const client = createClient({
-    issuer: auth.url,
-    apiOrigins: [api],
-    dpop: true,
-    now: clock.now,
+  const client = dpopClient(context, {
     fetch: async (input, init) => {
       const response = await fetch(input, init)
       const proof = new Headers(init?.headers).get('dpop') ?? (input instanceof Request ? input.headers.get('dpop') : null)
@@ -150,14 +154,11 @@ t.test('server nonces: the client answers use_dpop_nonce at the token endpoint, 
 })
 
 t.test('a lost refresh answer: the retry carries a fresh proof of the same key, inside the grace window', async (t) => {
-  const { auth, api, clock, username } = await setup(t)
+  const context = await setup(t)
+  const { auth, api, clock, username } = context
   const proofs: string[] = []
   let dropped = false
-  const client = createClient({
-    issuer: auth.url,
-    apiOrigins: [api],
-    dpop: true,
-    now: clock.now,
+  const client = dpopClient(context, {
     fetch: async (input, init) => {
       const refresh = String(init?.body ?? '').includes('grant_type=refresh_token')
       if (refresh) proofs.push(new Headers(init?.headers).get('dpop') ?? '')
