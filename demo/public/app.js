@@ -440,9 +440,12 @@ function makePhone () {
   client.on('session-ended', ({ reason, description }) => {
     clearTimeout(phoneTimer)
     const reuse = /already used|reuse/i.test(description ?? '')
-    log('danger', reuse ? 'Phone app: refresh token reuse detected, session revoked' : `Phone app signed out (${reason})`,
-      reuse ? 'It presented a token someone else had already spent. The auth-service revoked the whole session: the phone\'s tokens and the thief\'s.' : description, 'Phone')
-    renderPhone(reuse ? 'revoked' : 'signed out', 'bad')
+    // DPoP: the thief's refresh with another key (or none) was taken for theft at once.
+    const theft = !reuse && /bound to a DPoP key/i.test(description ?? '')
+    log('danger', reuse ? 'Phone app: refresh token reuse detected, session revoked' : theft ? 'Phone app: its session was revoked when the thief tried its token' : `Phone app signed out (${reason})`,
+      reuse ? 'It presented a token someone else had already spent. The auth-service revoked the whole session: the phone\'s tokens and the thief\'s.'
+        : theft ? 'The refresh token is bound to the phone\'s key; a request without a proof of that key is theft, and the auth-service ended the session. The thief got nothing.' : description, 'Phone')
+    renderPhone(reuse || theft ? 'revoked' : 'signed out', 'bad')
     void loadSessions()
   })
   return client
