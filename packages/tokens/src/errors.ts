@@ -30,6 +30,9 @@ export const ERRORS = {
   BATON_TOKEN_MALFORMED: { status: 400, error: 'invalid_request' },
   BATON_INVALID_TOKEN: { status: 401, error: 'invalid_token' },
   BATON_INSUFFICIENT_SCOPE: { status: 403, error: 'insufficient_scope' },
+  // RFC 9449 §7.1 at a protected resource: a DPoP-bound token's proof is missing or invalid, or lacks the server's nonce.
+  BATON_DPOP_PROOF_REFUSED: { status: 401, error: 'invalid_dpop_proof' },
+  BATON_DPOP_NONCE_REQUIRED: { status: 401, error: 'use_dpop_nonce' },
   BATON_UNAVAILABLE: { status: 503, error: 'temporarily_unavailable' },
   BATON_INTERNAL: { status: 500, error: 'server_error' }
 } as const satisfies Record<string, { status: number, error: string | undefined }>

@@ -1,7 +1,7 @@
 // The DPoP proof check of RFC 9449 §4.3, shared by the token endpoint and by
 // every verifier: pure, framework-free and storage-free (the caller brings
 // the replay cache), so that both ends refuse exactly the same proofs.
-import { createHash } from 'node:crypto'
+import { createHash, createHmac, randomBytes } from 'node:crypto'
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK, type JWTPayload } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { hasDuplicateMembers } from './checks.js'
@@ -110,6 +110,39 @@ export function createMemoryReplayCache (opts: { max?: number, now?: () => numbe
       if (seen.has(jti)) return false
       seen.set(jti, true, { ttl: Math.max(1, expiresAtSeconds * 1000 - now()) })
       return true
+    }
+  }
+}
+
+/**
+ * Server nonces (RFC 9449 §8): `current()` goes out in `DPoP-Nonce`
+ * headers, `accepts(nonce)` says whether a proof's nonce (undefined when it
+ * has none) is still good.
+ */
+export interface DpopNonces {
+  current: () => string
+  accepts: (nonce: string | undefined) => boolean
+}
+
+/**
+ * Nonces that need no storage: an HMAC of the current time window, so every
+ * instance given the same `secret` issues and accepts the same ones. A nonce
+ * is accepted in its own window and the next, so it lives between one and two
+ * `lifetimeSeconds` (default 300). Without a secret, a random one of this
+ * process's: fine for one instance.
+ */
+export function createDpopNonces (opts: { secret?: string | Uint8Array, lifetimeSeconds?: number, now?: () => number } = {}): DpopNonces {
+  const lifetimeMs = seconds(opts.lifetimeSeconds, 300, 'lifetimeSeconds') * 1000
+  if (lifetimeMs < 1000) throw new Error('createDpopNonces: options.lifetimeSeconds must be at least 1')
+  const secret = opts.secret ?? randomBytes(32)
+  const now = opts.now ?? Date.now
+  const nonceOf = (window: number): string => createHmac('sha256', secret).update(`dpop-nonce:${window}`).digest('base64url').slice(0, 32)
+  return {
+    current: () => nonceOf(Math.floor(now() / lifetimeMs)),
+    accepts (nonce) {
+      if (nonce === undefined) return false
+      const window = Math.floor(now() / lifetimeMs)
+      return nonce === nonceOf(window) || nonce === nonceOf(window - 1)
     }
   }
 }
@@ -241,7 +274,7 @@ const DEFAULT_ALGORITHMS: ReadonlySet<string> = new Set(DPOP_ALGORITHMS)
 /** A non-negative number of seconds, or the default. */
 function seconds (value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`checkDpopProof: options.${name} must be seconds ≥ 0`)
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new Error(`options.${name} must be seconds ≥ 0`)
   return value
 }
 
@@ -263,8 +296,9 @@ export async function checkDpopProof (proof: string | string[] | undefined, opts
   const maxAge = seconds(opts.maxAgeSeconds, 60, 'maxAgeSeconds')
   const skew = seconds(opts.clockSkewSeconds, 5, 'clockSkewSeconds')
   if (typeof opts.replay?.remember !== 'function') throw new Error('checkDpopProof: options.replay must be a DpopReplayCache')
+  // The URL is the request's (its Host header, say): one that is no URL is a refusal, not a crash.
   const url = normalizeHtu(opts.url)
-  if (url === undefined) throw new Error('checkDpopProof: options.url must be an absolute http: or https: URL')
+  if (url === undefined) throw new DpopError('htu', 'the request URL is not an absolute http: or https: URL')
   const nowMs = (opts.now ?? Date.now)()
 
   const text = readProof(proof, algorithms)

@@ -2,29 +2,20 @@
 // one assertion per way a proof can be forged, replayed or misdirected.
 import { generateKeyPairSync } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
 import {
-  accessTokenHash, checkDpopProof, createMemoryReplayCache, DpopError, normalizeHtu, DPOP_ALGORITHMS,
+  accessTokenHash, checkDpopProof, createDpopNonces, createMemoryReplayCache, DpopError, normalizeHtu, DPOP_ALGORITHMS,
   type DpopProofOptions, type DpopRefusalReason
 } from '../src/dpop.js'
+import { generateProofKey, signProof, type ProofKey } from './helper.js'
 
 const URL_ = 'https://api.example.com/reports'
 const NOW = 1_800_000_000_000
 
-interface ProofKey { alg: string, privateKey: CryptoKey, jwk: JWK, jkt: string }
-
-async function proofKey (alg: string): Promise<ProofKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
-  const jwk = await exportJWK(publicKey)
-  return { alg, privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) }
-}
-
-let counter = 0
+const proofKey = generateProofKey
 /** A proof signed by `key`: valid for GET URL_ at NOW unless `claims` or `header` say otherwise. */
 async function sign (key: ProofKey, claims: JWTPayload = {}, header: Record<string, unknown> = {}): Promise<string> {
-  return await new SignJWT({ jti: `proof-${++counter}`, htm: 'GET', htu: URL_, iat: NOW / 1000, ...claims })
-    .setProtectedHeader({ alg: key.alg, typ: 'dpop+jwt', jwk: key.jwk, ...header })
-    .sign(key.privateKey)
+  return await signProof(key, { htu: URL_, nowMs: NOW }, claims, header)
 }
 
 function options (overrides: Partial<DpopProofOptions> = {}): DpopProofOptions {
@@ -225,7 +216,24 @@ t.test('options are checked', async (t) => {
   const proof = await sign(key)
   await t.rejects(checkDpopProof(proof, options({ algorithms: ['HS256'] })), /algorithms/, 'no symmetric algorithm')
   await t.rejects(checkDpopProof(proof, options({ algorithms: [] })), /algorithms/, 'not empty')
-  await t.rejects(checkDpopProof(proof, options({ url: '/reports' })), /url/, 'an absolute URL')
+  await refused(t, checkDpopProof(proof, options({ url: '/reports' })), 'htu', 'a request URL that is not absolute is refused, not a crash')
   await t.rejects(checkDpopProof(proof, options({ maxAgeSeconds: -1 })), /maxAgeSeconds/)
   await t.rejects(checkDpopProof(proof, { method: 'GET', url: URL_ } as DpopProofOptions), /replay/)
+})
+
+t.test('stateless nonces: the same for every instance with the secret, good for their window and the next', async (t) => {
+  let now = NOW
+  const a = createDpopNonces({ secret: 'shared', lifetimeSeconds: 60, now: () => now })
+  const b = createDpopNonces({ secret: 'shared', lifetimeSeconds: 60, now: () => now })
+  const other = createDpopNonces({ lifetimeSeconds: 60, now: () => now })
+  const nonce = a.current()
+  t.ok(b.accepts(nonce), 'another instance with the secret accepts it')
+  t.notOk(other.accepts(nonce), 'one without it does not')
+  t.notOk(a.accepts(undefined), 'no nonce is no nonce')
+  now += 60_000
+  t.ok(a.accepts(nonce), 'still good in the next window')
+  t.not(a.current(), nonce, 'while a new one goes out')
+  now += 60_000
+  t.notOk(a.accepts(nonce), 'gone after that')
+  t.throws(() => createDpopNonces({ lifetimeSeconds: 0 }), /lifetimeSeconds/)
 })
