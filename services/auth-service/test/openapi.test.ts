@@ -33,6 +33,9 @@ t.test('the OpenAPI document is valid, complete and truthful about security', as
     t.match(document.paths[path]?.post?.parameters, [{ in: 'header', name: 'origin' }, { in: 'header', name: 'x-baton-client' }], `${path}: cookie mode's request headers are documented`)
     t.match(document.paths[path]?.post?.description, /cookie/, `${path}: and what cookie mode does`)
   }
+  t.match(document.paths['/oauth/token']?.post?.parameters, [{ in: 'header', name: 'origin' }, { in: 'header', name: 'x-baton-client' }, { in: 'header', name: 'dpop', description: /RFC 9449/ }], 'the token endpoint documents the DPoP header')
+  t.match(JSON.stringify(document.paths['/oauth/token']?.post?.responses?.['200']?.content?.['application/json']?.schema?.properties?.token_type), /"DPoP"/, 'and that its tokens may be of type DPoP')
+  t.match(document.paths['/.well-known/oauth-authorization-server']?.get?.responses?.['200']?.content?.['application/json']?.schema, { properties: { dpop_signing_alg_values_supported: { type: 'array' } } })
   t.notOk(document.paths['/oauth/revoke']?.post?.requestBody?.content['application/json']?.schema?.required?.includes('token'), 'a cookie-mode logout sends no token')
   t.same(document.paths['/oauth/introspect']?.post?.security, [{ clientBasic: [] }], 'and required for introspection')
   t.same(document.paths['/sessions']?.get?.security, [{ bearerAuth: [] }])
