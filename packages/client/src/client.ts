@@ -481,7 +481,10 @@ export class BatonClient {
 
   #dpopSigner (dpop: DpopSettings): Promise<DpopSigner> {
     if (this.#signer === undefined) {
-      const signer = this.#signer = dpop.keyStore.dpopKeyPair(dpop.keyName).then((pair) => new DpopSigner(pair))
+      const signer = this.#signer = dpop.keyStore.dpopKeyPair(dpop.keyName).then((pair) => new DpopSigner(pair), (cause: unknown) => {
+        if (cause instanceof BatonClientError) throw cause
+        throw new BatonClientError('dpop_key_unavailable', `the DPoP key could not be loaded or made (${String(cause)})`, { cause })
+      })
       // A key store that failed once (IndexedDB blocked, say) is asked again next time.
       signer.catch(() => { if (this.#signer === signer) this.#signer = undefined })
     }

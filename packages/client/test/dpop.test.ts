@@ -231,5 +231,13 @@ t.test('dpop options: a key store of your own; and a store that is not one is re
   t.same(asked, [`baton:${auth.url}/:cli`], 'asked once, under the issuer and client')
   t.equal(auth.seen[0]!.jkt, await calculateJwkThumbprint(await exportJWK(pair.publicKey)))
   t.throws(() => createClient({ issuer: auth.url, dpop: { keyStore: {} as DpopKeyStore } }), { code: 'invalid_options' })
+  let broken = true
+  const flaky = createClient({ issuer: auth.url, dpop: { keyStore: { dpopKeyPair: async () => { if (broken) throw new Error('blocked'); return pair } } } })
+  const before = auth.seen.length
+  await t.rejects(flaky.login('ada', 'x'), { code: 'dpop_key_unavailable' }, 'a key store that fails: dpop_key_unavailable')
+  t.equal(auth.seen.length, before, 'and nothing was sent')
+  broken = false
+  await flaky.login('ada', 'x')
+  t.equal(flaky.tokenType, 'DPoP', 'the store is asked again next time')
   t.throws(() => createClient({ issuer: auth.url, dpop: 'yes' as unknown as boolean }), { code: 'invalid_options' })
 })
