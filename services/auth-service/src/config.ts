@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { readFileSync } from 'node:fs'
 import ipaddr from 'ipaddr.js'
-import { DPOP_ALGORITHMS } from '@baton/verifier/dpop'
+import { DPOP_ALGORITHMS, type DpopAlgorithm } from '@baton/verifier/dpop'
 import { envReader, readCommonConfig, readRedisTarget, ConfigError, type CommonConfig, type RedisTarget } from '@baton/service-kit'
 import { parseScope } from '@baton/tokens'
 import { parseClients, type ClientConfig } from './core/clients/clients.js'
@@ -69,7 +69,7 @@ export interface Config extends CommonConfig {
   TRUST_PROXY: readonly string[]
   // DPoP (RFC 9449) at the token endpoint
   /** The algorithms a DPoP proof may be signed with, published as dpop_signing_alg_values_supported. */
-  DPOP_SIGNING_ALGS: readonly string[]
+  DPOP_SIGNING_ALGS: readonly DpopAlgorithm[]
   /** Seconds after its iat that a proof is still accepted (plus CLOCK_SKEW); its jti is remembered that long. */
   DPOP_PROOF_MAX_AGE: number
   /** required: every proof must carry a fresh server nonce (RFC 9449 §8). */
@@ -162,13 +162,13 @@ function readTrustedProxies (value: string): readonly string[] {
   return Object.freeze(entries)
 }
 
-function readDpopAlgorithms (value: string): readonly string[] {
+function readDpopAlgorithms (value: string): readonly DpopAlgorithm[] {
   const algorithms = [...new Set(value.split(/[\s,]+/).filter((alg) => alg !== ''))]
   const unknown = algorithms.find((alg) => !(DPOP_ALGORITHMS as readonly string[]).includes(alg))
   if (algorithms.length === 0 || unknown !== undefined) {
     throw new ConfigError('DPOP_SIGNING_ALGS', `must list some of ${DPOP_ALGORITHMS.join(', ')}${unknown === undefined ? '' : `, not "${unknown.slice(0, 32)}"`}`)
   }
-  return Object.freeze(algorithms)
+  return Object.freeze(algorithms as DpopAlgorithm[])
 }
 
 function readScopes (value: string): readonly string[] {

@@ -2,7 +2,7 @@
 // real Redis, the service's own clock. Each test states what the client sees
 // and what must not have happened.
 import t from 'tap'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose'
 import { decodeJwt, keysWithTtl, register, setup, type TestContext, type Tokens } from './helper.js'
@@ -24,6 +24,8 @@ interface ProofClaims {
   iat?: number
   jti?: string
   nonce?: string
+  /** RFC 9449 §4.2: the access token's hash, on a proof sent with it. */
+  ath?: string
 }
 
 /** A client's DPoP key pair and the proofs it signs, as RFC 9449 §4 says. */
@@ -438,4 +440,34 @@ t.test('cookie mode: the proof binds the session whose refresh token lives in th
   t.match({ status: stolen.statusCode, body: stolen.json() }, { status: 400, body: { error: 'invalid_grant' } }, 'the cookie without the key: theft')
   t.equal(cookieOf(stolen), '', 'the cookie is cleared')
   t.match(events(context, 'refresh.reuse_detected'), [{ reason: 'missing_dpop_proof' }])
+})
+
+t.test('the auth-service\'s own routes: a DPoP-bound access token needs its key there too; as Bearer, or with another key\'s proof, 401', async (t) => {
+  const context = await setup(t, { CLIENTS })
+  const { app } = context
+  const owner = await dpopKey()
+  const thief = await dpopKey()
+  const tokens = await dpopLogin(context, owner)
+  const url = `${app.config.ISSUER}/sessions`
+  const ath = createHash('sha256').update(tokens.access_token).digest('base64url')
+  const sessions = async (authorization: string, dpop?: string): Promise<LightMyRequestResponse> =>
+    await app.inject({ method: 'GET', url: '/sessions', headers: { authorization, ...(dpop === undefined ? {} : { dpop }) } })
+
+  const asBearer = await sessions(`Bearer ${tokens.access_token}`)
+  t.equal(asBearer.statusCode, 401, 'a bound token sent as Bearer: no downgrade')
+  const proof = await owner.proof(context, { htm: 'GET', htu: url, ath })
+  const proven = await sessions(`DPoP ${tokens.access_token}`, proof)
+  t.equal(proven.statusCode, 200, 'with the DPoP scheme and a proof of the key')
+  t.equal(proven.json<{ sessions: unknown[] }>().sessions.length, 1)
+  for (const [name, dpop] of [
+    ['a proof from another key', await thief.proof(context, { htm: 'GET', htu: url, ath })],
+    ['the same proof again', proof],
+    ['a proof without ath', await owner.proof(context, { htm: 'GET', htu: url })],
+    ['a proof for the token endpoint', await owner.proof(context, { ath })],
+    ['no proof', undefined]
+  ] as const) {
+    const response = await sessions(`DPoP ${tokens.access_token}`, dpop)
+    t.equal(response.statusCode, 401, name)
+    t.match(response.headers['www-authenticate'], /^DPoP /, `${name}: a DPoP challenge`)
+  }
 })

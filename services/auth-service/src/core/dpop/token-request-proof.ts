@@ -1,7 +1,6 @@
 import { BatonError } from '@baton/tokens'
-import { checkDpopProof, DpopError, type DpopReplayCache } from '@baton/verifier/dpop'
+import { checkDpopProof, DpopError, type DpopNonces, type DpopReplayCache } from '@baton/verifier/dpop'
 import type { ClientConfig } from '../clients/clients.js'
-import type { DpopNonces } from './nonces.js'
 
 export interface TokenRequestProofSettings {
   /** The token endpoint's public URL (from ISSUER, never the request's Host): what `htu` must name. */
@@ -57,7 +56,7 @@ export class TokenRequestProofs {
         clockSkewSeconds: settings.clockSkewSeconds,
         now: settings.now,
         replay: settings.replay,
-        ...(nonces === undefined ? {} : { nonce: (nonce: string | undefined) => nonce !== undefined && nonces.isFresh(nonce) })
+        ...(nonces === undefined ? {} : { nonce: nonces.accepts })
       })
       return { jkt: proof.jkt }
     } catch (error) {
