@@ -37,8 +37,10 @@ export function demoEnvironment (env, { authPort, resourcePort, demoPort }) {
     DEMO_REFRESH_TOKEN_DELIVERY: delivery,
     DEMO_DPOP: dpop,
     DEMO_CLIENT_ID: delivery === 'cookie' ? COOKIE_CLIENT_ID : 'baton',
-    // The page's own client, in cookie mode; the built-in client `baton` (token mode) stays, for the phone app the page plays.
-    CLIENTS: JSON.stringify([{ client_id: COOKIE_CLIENT_ID, grant_types: ['password', 'refresh_token'], refresh_token_delivery: 'cookie' }])
+    // The page's own client, in cookie mode (and, with DPoP, refused any token without a proof); the built-in client `baton` (token mode) stays, for the phone app the page plays.
+    CLIENTS: JSON.stringify([{
+      client_id: COOKIE_CLIENT_ID, grant_types: ['password', 'refresh_token'], refresh_token_delivery: 'cookie', ...(dpop === 'on' ? { dpop_bound_access_tokens: true } : {})
+    }])
   }
   return Object.fromEntries(Object.entries(defaults).filter(([name]) => (env[name] ?? '') === ''))
 }
