@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
-import { eventsOf, noStore, requireUserSession } from '../route-helpers.js'
+import { ACCESS_TOKEN_SECURITY, eventsOf, noStore, requireUserSession } from '../route-helpers.js'
 
 const SessionSchema = Type.Object({
   id: Type.String({ description: 'The `sid` of this session\'s access tokens' }),
@@ -26,7 +26,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
     schema: {
       description: 'The caller\'s live sessions',
       tags: ['sessions'],
-      security: [{ bearerAuth: [] }],
+      security: ACCESS_TOKEN_SECURITY,
       response: { 200: Type.Object({ sessions: Type.Array(SessionSchema) }), ...Errors }
     }
   }, async (request) => {
@@ -38,7 +38,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
     schema: {
       description: 'End one of the caller\'s sessions',
       tags: ['sessions'],
-      security: [{ bearerAuth: [] }],
+      security: ACCESS_TOKEN_SECURITY,
       params: Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{22}$' }) }),
       response: { 204: Type.Null(), ...Errors }
     }
@@ -54,7 +54,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
     schema: {
       description: 'End all of the caller\'s sessions ("log out everywhere"). A login whose password was verified before this creates no session after it (`400 invalid_grant`).',
       tags: ['sessions'],
-      security: [{ bearerAuth: [] }],
+      security: ACCESS_TOKEN_SECURITY,
       response: { 204: Type.Null(), ...Errors }
     }
   }, async (request, reply) => {
