@@ -441,7 +441,7 @@ function makePhone () {
     clearTimeout(phoneTimer)
     const reuse = /already used|reuse/i.test(description ?? '')
     // DPoP: the thief's refresh with another key (or none) was taken for theft at once.
-    const theft = !reuse && /bound to a DPoP key/i.test(description ?? '')
+    const theft = !reuse && (phoneRevokedByTheft || /bound to a DPoP key/i.test(description ?? ''))
     log('danger', reuse ? 'Phone app: refresh token reuse detected, session revoked' : theft ? 'Phone app: its session was revoked when the thief tried its token' : `Phone app signed out (${reason})`,
       reuse ? 'It presented a token someone else had already spent. The auth-service revoked the whole session: the phone\'s tokens and the thief\'s.'
         : theft ? 'The refresh token is bound to the phone\'s key; a request without a proof of that key is theft, and the auth-service ended the session. The thief got nothing.' : description, 'Phone')
@@ -457,6 +457,7 @@ async function signInPhone (event) {
   const username = access?.claims.username
   if (password === '' || username === undefined) return
   phone?.close()
+  phoneRevokedByTheft = false
   phone = makePhone()
   try {
     await busy(event.submitter ?? $('phone-form').querySelector('button'), async () => { await phone.login(username, password) })
@@ -467,12 +468,16 @@ async function signInPhone (event) {
 }
 
 let stolenClientId = PHONE_CLIENT_ID
+let stolenFromPhone = true
+/** DPoP: the thief's refresh with the phone's token revoked the phone's session; the phone hears only "not valid" at its next refresh. */
+let phoneRevokedByTheft = false
 let thiefAccessToken
 
 function steal (token, clientId, from) {
   if (token === undefined) return
   $('stolen').value = token
   stolenClientId = clientId
+  stolenFromPhone = clientId === PHONE_CLIENT_ID && from.includes('phone')
   log('warn', `A copy of ${from} refresh token leaked to the thief`, 'A backup, a log line, malware: the token itself is all a thief needs.', 'Thief')
 }
 
@@ -500,6 +505,7 @@ async function thiefRefresh () {
     log('danger', 'The thief redeemed the stolen refresh token', 'From another computer (another user agent): the auth-service cannot tell yet who is who. The owner\'s next refresh will.', 'Thief')
   } else {
     thiefSays(status, `${body.error ?? 'error'}: ${body.error_description ?? ''}`)
+    if (stolenFromPhone && /bound to a DPoP key/i.test(body.error_description ?? '')) phoneRevokedByTheft = true
     log(status === 400 ? 'ok' : 'warn', `The thief's refresh was refused: ${body.error ?? status}`,
       config.dpop ? 'The refresh token is bound to its owner\'s key (DPoP), and the thief\'s proof is signed with another.' : body.error_description, 'Thief')
   }
@@ -615,6 +621,7 @@ $('steal-access').addEventListener('click', stealAccessToken)
 const cookieMode = config.delivery === 'cookie'
 $('mode-pill').textContent = cookieMode ? 'Cookie mode' : 'Token mode'
 $('dpop-pill').textContent = config.dpop ? 'DPoP' : 'Bearer tokens'
+if (config.dpop) $('api-authorization').textContent = 'Authorization: DPoP …, DPoP: <proof>'
 $('dpop-pill').className = `pill ${config.dpop ? 'pill-user' : 'pill-muted'}`
 $('api-origin').textContent = config.apiUrl
 $('footer-issuer').textContent = config.issuer
