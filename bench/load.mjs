@@ -1,7 +1,24 @@
 // The load generator, forked by run.mjs so that it never shares a process
 // (or an event loop) with a server. It receives one message: a list of
 // autocannon runs to drive at the same time; it answers with their results.
+import { createPrivateKey, randomUUID, sign } from 'node:crypto'
 import autocannon from 'autocannon'
+
+/**
+ * A signer of RFC 9449 proofs for the token endpoint under one P-256 key,
+ * as a client makes them: a fresh jti and iat each, ES256 over the header
+ * and payload. `privateJwk` arrives from the parent, which seeded the sessions bound to it.
+ */
+function dpopProofs (privateJwk, htu) {
+  const key = createPrivateKey({ key: privateJwk, format: 'jwk' })
+  const { kty, crv, x, y } = privateJwk
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'dpop+jwt', jwk: { kty, crv, x, y } })).toString('base64url')
+  return () => {
+    const payload = Buffer.from(JSON.stringify({ htm: 'POST', htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID() })).toString('base64url')
+    const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')
+    return `${header}.${payload}.${signature}`
+  }
+}
 
 /** The request each kind of load sends; pools arrive from the parent. */
 function requestsFor (run) {
@@ -18,6 +35,19 @@ function requestsFor (run) {
         headers: { 'content-type': 'application/json' },
         setupRequest: (request) => ({ ...request, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: pool[next++ % pool.length] }) })
       }]
+    case 'dpop-refresh': {
+      // The refresh grant of a DPoP-bound session: each token once, each with a proof of the key it is bound to.
+      const proof = dpopProofs(run.privateJwk, `${run.url}/oauth/token`)
+      return [{
+        method: 'POST',
+        path: '/oauth/token',
+        setupRequest: (request) => ({
+          ...request,
+          headers: { 'content-type': 'application/json', dpop: proof() },
+          body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: pool[next++ % pool.length] })
+        })
+      }]
+    }
     case 'login':
       return [{
         method: 'POST',

@@ -1,4 +1,4 @@
-// pnpm bench [--quick] [--processes N] [--profile] [--only verify,refresh,login,mixed]
+// pnpm bench [--quick] [--processes N] [--profile] [--only verify,refresh,dpop-refresh,login,mixed]
 //
 // Starts a private redis-server, the auth-service and the resource-service
 // (`node dist/server.js`, N cluster workers each with --processes) and the
@@ -7,7 +7,7 @@
 // in the same run. Prints a table, writes bench/results/<time>.json,
 // latest.json and latest.svg. Every run is bounded in time and in requests.
 import { fork } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -23,7 +23,7 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     processes: { type: 'string', default: '1' },
     profile: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'verify,refresh,login,mixed' },
+    only: { type: 'string', default: 'verify,refresh,dpop-refresh,login,mixed' },
     duration: { type: 'string' }
   }
 })
@@ -180,13 +180,13 @@ try {
 
   const base = { connections: CONNECTIONS, durationSeconds: DURATION }
   const single = async (run) => (await load([run]))[0]
-  /** ROUNDS turns of reference then service; `serviceRun(referenceTurn)` may seed each turn its own pool. */
+  /** ROUNDS turns of reference then service; `referenceRun()` and `serviceRun(referenceTurn)` may seed each turn its own pool. */
   async function compare (label, referenceRun, serviceRun) {
     const turns = { reference: [], service: [] }
     const redisCalls = {}
     for (let round = 0; round < ROUNDS; round++) {
       log(`${label}: round ${round + 1}/${ROUNDS}, reference`)
-      turns.reference.push(await single(referenceRun))
+      turns.reference.push(await single(typeof referenceRun === 'function' ? await referenceRun() : referenceRun))
       const run = await serviceRun(turns.reference[round])
       log(`${label}: round ${round + 1}/${ROUNDS}, Baton`)
       const before = await seeder.commandCounts()
@@ -226,6 +226,30 @@ try {
     log(`refresh: Redis commands per rotation ${JSON.stringify(service.redisCommandsPerRequest)}`)
     byName.refresh = { name: 'refresh', service, reference: { name: 'Fastify + 1 EVALSHA', ...ref }, ratio: service.rps / ref.rps, rss: rss(), target: '≥ 15000/s, p99 < 10 ms' }
     scenarios.push(byName.refresh)
+  }
+
+  if (only.has('dpop-refresh')) {
+    // The refresh grant of DPoP-bound sessions against the Bearer refresh grant, in alternating
+    // turns of one run: the ratio is what checking a proof and remembering its jti cost a rotation.
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const privateJwk = privateKey.export({ format: 'jwk' })
+    // RFC 7638: SHA-256 of the required members, in lexicographic order, no white space.
+    const jkt = createHash('sha256').update(JSON.stringify({ crv: privateJwk.crv, kty: privateJwk.kty, x: privateJwk.x, y: privateJwk.y })).digest('base64url')
+    const size = Math.min(MAX_REFRESH_POOL, Math.ceil(Math.max(byName.refresh?.service.rps ?? 0, 5000) * DURATION * 1.5))
+    const pools = []
+    const seeded = async (kind, options) => {
+      const t0 = Date.now()
+      pools.push(await seeder.refreshTokens(size, options))
+      log(`dpop-refresh: ${size} ${kind} sessions seeded in ${Date.now() - t0} ms`)
+      return pools.at(-1)
+    }
+    const { reference: ref, service } = await compare('dpop-refresh',
+      async () => ({ ...base, label: 'refresh grant', kind: 'refresh', url: issuer, pool: await seeded('unbound'), amount: size }),
+      async () => ({ ...base, label: 'DPoP refresh grant', kind: 'dpop-refresh', url: issuer, pool: await seeded('DPoP-bound', { jkt }), amount: size, privateJwk }))
+    if (service.rounds.some((turn) => turn.requests >= size)) log('dpop-refresh: a token pool ran out before the time did')
+    log(`dpop-refresh: Redis commands per rotation ${JSON.stringify(service.redisCommandsPerRequest)}`)
+    byName['dpop-refresh'] = { name: 'dpop-refresh', service, reference: { name: 'Bearer refresh grant', ...ref }, ratio: service.rps / ref.rps, rss: rss(), target: '' }
+    scenarios.push(byName['dpop-refresh'])
   }
 
   let users

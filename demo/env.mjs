@@ -20,6 +20,8 @@ export function demoEnvironment (env, { authPort, resourcePort, demoPort }) {
   const page = `http://localhost:${demoPort}`
   // Cookie mode, the safe default for browsers; `body` shows token mode, with the built-in client.
   const delivery = env.DEMO_REFRESH_TOKEN_DELIVERY === 'body' ? 'body' : 'cookie'
+  // DPoP on: the page's tokens (and the phone's) are bound to a key that never leaves the browser; `off` shows bearer tokens.
+  const dpop = env.DEMO_DPOP === 'off' ? 'off' : 'on'
   const defaults = {
     DEMO_URL: page,
     ISSUER: `http://localhost:${authPort}`,
@@ -33,9 +35,12 @@ export function demoEnvironment (env, { authPort, resourcePort, demoPort }) {
     // Trying the page out means registering a few accounts.
     RATE_LIMIT_REGISTRATIONS: '100',
     DEMO_REFRESH_TOKEN_DELIVERY: delivery,
+    DEMO_DPOP: dpop,
     DEMO_CLIENT_ID: delivery === 'cookie' ? COOKIE_CLIENT_ID : 'baton',
-    // The page's own client, in cookie mode; the built-in client `baton` (token mode) stays, for the phone app the page plays.
-    CLIENTS: JSON.stringify([{ client_id: COOKIE_CLIENT_ID, grant_types: ['password', 'refresh_token'], refresh_token_delivery: 'cookie' }])
+    // The page's own client, in cookie mode (and, with DPoP, refused any token without a proof); the built-in client `baton` (token mode) stays, for the phone app the page plays.
+    CLIENTS: JSON.stringify([{
+      client_id: COOKIE_CLIENT_ID, grant_types: ['password', 'refresh_token'], refresh_token_delivery: 'cookie', ...(dpop === 'on' ? { dpop_bound_access_tokens: true } : {})
+    }])
   }
   return Object.fromEntries(Object.entries(defaults).filter(([name]) => (env[name] ?? '') === ''))
 }

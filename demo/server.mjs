@@ -14,13 +14,15 @@
 // Environment: PORT, HOST (default 127.0.0.1), ISSUER (the auth-service as
 // the browser reaches it), DEMO_API_URL (the resource-service, likewise),
 // DEMO_REFRESH_TOKEN_DELIVERY (`cookie` or `body`), DEMO_CLIENT_ID (the
-// registered client the page logs in as). Log lines are JSON like the
-// services' and never carry a token.
+// registered client the page logs in as), DEMO_DPOP (`on`, the default:
+// the page's clients bind their tokens to a key with DPoP; `off`). Log
+// lines are JSON like the services' and never carry a token.
 
 import { createServer } from 'node:http'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
+import { DpopSigner, generateDpopKeyPair } from '../packages/client/dist/dpop.js'
 
 const PUBLIC = fileURLToPath(new URL('./public/', import.meta.url))
 const CLIENT_DIST = fileURLToPath(new URL('../packages/client/dist/', import.meta.url))
@@ -34,6 +36,9 @@ const authUrl = (env.ISSUER ?? 'http://localhost:3001').replace(/\/$/, '')
 const apiUrl = (env.DEMO_API_URL ?? 'http://localhost:3002').replace(/\/$/, '')
 const delivery = env.DEMO_REFRESH_TOKEN_DELIVERY === 'body' ? 'body' : 'cookie'
 const clientId = env.DEMO_CLIENT_ID ?? 'baton'
+const dpop = env.DEMO_DPOP !== 'off'
+// The thief's own key: with it the thief can sign proofs, but not the victim's.
+const thiefSigner = new DpopSigner(await generateDpopKeyPair())
 const version = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')).version
 
 function log (level, msg, fields = {}) {
@@ -107,24 +112,31 @@ async function relay (response, upstream) {
   sendJson(response, 200, { status: upstream.status, body })
 }
 
+/** A `DPoP` header signed with the thief's own key, when the page asks the thief to send one. */
+async function thiefProof (input, method, url, accessToken) {
+  if (input.scheme !== 'DPoP') return {}
+  return { dpop: await thiefSigner.proof({ method, url, issuedAt: Math.floor(Date.now() / 1000), ...(accessToken === undefined ? {} : { accessToken }) }) }
+}
+
 const THIEF_ROUTES = {
-  // The stolen refresh token, presented as any client would, from elsewhere.
+  // The stolen refresh token, presented as any client would, from elsewhere; with `scheme: 'DPoP'`, with a proof of the thief's own key.
   '/thief/refresh': async (input, response) => {
     if (typeof input?.refresh_token !== 'string' || input.refresh_token === '') return sendJson(response, 400, { error: 'invalid_request', error_description: 'refresh_token: a string' })
     log(30, 'thief replays a refresh token')
     await relay(response, await fetch(`${authUrl}/oauth/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': THIEF_USER_AGENT },
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': THIEF_USER_AGENT, ...await thiefProof(input, 'POST', `${authUrl}/oauth/token`) },
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: input.refresh_token, client_id: typeof input.client_id === 'string' ? input.client_id : 'baton' }),
       signal: AbortSignal.timeout(10_000)
     }))
   },
-  // The API, called with the access token the thief got.
+  // The API, called with the access token the thief got: as a bearer token, or (`scheme: 'DPoP'`) with a proof of the thief's own key.
   '/thief/me': async (input, response) => {
     if (typeof input?.access_token !== 'string' || input.access_token === '') return sendJson(response, 400, { error: 'invalid_request', error_description: 'access_token: a string' })
-    log(30, 'thief calls the API')
+    const scheme = input.scheme === 'DPoP' ? 'DPoP' : 'Bearer'
+    log(30, 'thief calls the API', { scheme })
     await relay(response, await fetch(`${apiUrl}/me`, {
-      headers: { authorization: `Bearer ${input.access_token}`, 'user-agent': THIEF_USER_AGENT },
+      headers: { authorization: `${scheme} ${input.access_token}`, ...await thiefProof(input, 'GET', `${apiUrl}/me`, input.access_token), 'user-agent': THIEF_USER_AGENT },
       signal: AbortSignal.timeout(10_000)
     }))
   }
@@ -134,7 +146,7 @@ async function handle (request, response) {
   const { pathname } = new URL(request.url ?? '/', 'http://demo.invalid')
   if (request.method === 'GET' || request.method === 'HEAD') {
     if (pathname === '/healthz' || pathname === '/readyz') return sendJson(response, 200, { status: 'ok' })
-    if (pathname === '/config.json') return sendJson(response, 200, { issuer: authUrl, apiUrl, delivery, clientId })
+    if (pathname === '/config.json') return sendJson(response, 200, { issuer: authUrl, apiUrl, delivery, clientId, dpop })
     if (pathname === '/') return void await sendFile(response, PUBLIC, 'index.html')
     if (pathname.startsWith('/client/') && await sendFile(response, CLIENT_DIST, pathname.slice('/client/'.length))) return
     if (pathname.lastIndexOf('/') === 0 && await sendFile(response, PUBLIC, pathname.slice(1))) return
@@ -173,5 +185,5 @@ for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => { stop(sign
 process.once('disconnect', () => { stop('the start script is gone') })
 
 server.listen(port, host, () => {
-  log(30, `demo page served at http://${host.includes(':') ? `[${host}]` : host}:${server.address().port}`, { delivery })
+  log(30, `demo page served at http://${host.includes(':') ? `[${host}]` : host}:${server.address().port}`, { delivery, dpop })
 })

@@ -19,12 +19,12 @@ export async function openSeeder ({ redisUrl, secret, prefix = 'baton:' }) {
   const context = { clientId: 'baton', userAgent: 'baton-bench', ip: '127.0.0.1' }
 
   return {
-    /** `count` fresh sessions, one per new user id, and their first refresh tokens. */
-    async refreshTokens (count, batch = 500) {
+    /** `count` fresh sessions, one per new user id, and their first refresh tokens; bound to the DPoP key `jkt` if given. */
+    async refreshTokens (count, { batch = 500, jkt } = {}) {
       const tokens = []
       for (let start = 0; start < count; start += batch) {
         const created = await Promise.all(Array.from({ length: Math.min(batch, count - start) }, async (_, i) =>
-          await sessions.create({ uid: randomId(), username: `bench-user-${start + i}`, scope: 'profile', credentialVersion: 0 }, context)))
+          await sessions.create({ uid: randomId(), username: `bench-user-${start + i}`, scope: 'profile', credentialVersion: 0, jkt }, context)))
         for (const session of created) tokens.push(session.refreshToken)
       }
       return tokens

@@ -1,9 +1,11 @@
 // The demo page: one @baton/client for this tab (and its sibling tabs), a
 // second one playing a phone app in token mode, and a thief who replays a
-// stolen refresh token from another computer (the demo server). Everything
+// stolen refresh token from another computer (the demo server). With DPoP
+// (the default) both clients bind their tokens to a key of their own, and
+// the thief, who has only the tokens, gets nowhere. Everything
 // shown comes from the client's events and the services' answers; nothing
 // is written to storage.
-import { BatonClientError, createClient, MemoryTokenStore } from '/client/index.js'
+import { BatonClientError, createClient, MemoryKeyStore, MemoryTokenStore } from '/client/index.js'
 
 const config = await (await fetch('/config.json')).json()
 
@@ -96,6 +98,8 @@ const baton = createClient({
   refreshTokenDelivery: config.delivery,
   ...(tabStore === undefined ? {} : { tokenStore: tabStore }),
   apiOrigins: [config.apiUrl],
+  // The key: non-extractable, in IndexedDB, shared by the tabs.
+  dpop: config.dpop,
   refreshSkewMs: SKEW_MS,
   // A new tab waits this long for an open one to hand it the session before it asks the auth-service with its cookie.
   tabSyncTimeoutMs: 1000,
@@ -212,21 +216,34 @@ const CLAIM_NOTES = {
   scope: 'what the token may do',
   aud: 'the APIs it is for',
   iss: 'who signed it',
-  client_id: 'the app that asked for it'
+  client_id: 'the app that asked for it',
+  cnf: 'the key it is bound to (DPoP): useless without it'
 }
 
 function renderClaims () {
   if (access === undefined) return
   const { claims } = access
-  const rows = ['username', 'sub', 'scope', 'sid', 'client_id', 'aud', 'iss', 'iat', 'exp', 'jti']
+  const rows = ['username', 'sub', 'scope', 'sid', 'cnf', 'client_id', 'aud', 'iss', 'iat', 'exp', 'jti']
     .filter((name) => claims[name] !== undefined)
     .map((name) => {
       let value = Array.isArray(claims[name]) ? claims[name].join(' ') : String(claims[name])
+      if (name === 'cnf') value = `jkt ${claims.cnf.jkt}`
       if (name === 'iat' || name === 'exp') value = `${claims[name]} (${time(claims[name] * 1000)})`
       return el('tr', {}, el('th', {}, name), el('td', {}, value, CLAIM_NOTES[name] === undefined ? undefined : el('span', { class: 'claim-note' }, CLAIM_NOTES[name])))
     })
   $('claims').replaceChildren(...rows)
   $('access-preview').textContent = preview(access.token)
+  void renderKey()
+}
+
+/** The DPoP key as the client reports it: its thumbprint (the token's cnf.jkt) and whether it can be read out. */
+async function renderKey () {
+  const bound = baton.tokenType === 'DPoP'
+  $('dpop-key').hidden = !bound
+  if (!bound) return
+  const key = await baton.dpopKey()
+  $('dpop-key-thumbprint').textContent = key.thumbprint
+  $('dpop-key-extractable').textContent = key.extractable ? 'extractable' : 'non-extractable'
 }
 
 function renderRefreshToken () {
@@ -405,7 +422,9 @@ function makePhone () {
     tokenStore: phoneStore,
     // Another device: it shares nothing with this page's tabs.
     crossTab: false,
-    apiOrigins: [config.apiUrl]
+    apiOrigins: [config.apiUrl],
+    // Its own key, kept where the phone keeps it (a keystore, played by memory): never this browser's.
+    dpop: config.dpop ? { keyStore: new MemoryKeyStore() } : false
   })
   client.on('signed-in', () => {
     log('ok', 'Phone app signed in', 'Token mode: the refresh token came in the answer, and the app keeps it in its keystore.', 'Phone')
@@ -421,9 +440,12 @@ function makePhone () {
   client.on('session-ended', ({ reason, description }) => {
     clearTimeout(phoneTimer)
     const reuse = /already used|reuse/i.test(description ?? '')
-    log('danger', reuse ? 'Phone app: refresh token reuse detected, session revoked' : `Phone app signed out (${reason})`,
-      reuse ? 'It presented a token someone else had already spent. The auth-service revoked the whole session: the phone\'s tokens and the thief\'s.' : description, 'Phone')
-    renderPhone(reuse ? 'revoked' : 'signed out', 'bad')
+    // DPoP: the thief's refresh with another key (or none) was taken for theft at once.
+    const theft = !reuse && (phoneRevokedByTheft || /bound to a DPoP key/i.test(description ?? ''))
+    log('danger', reuse ? 'Phone app: refresh token reuse detected, session revoked' : theft ? 'Phone app: its session was revoked when the thief tried its token' : `Phone app signed out (${reason})`,
+      reuse ? 'It presented a token someone else had already spent. The auth-service revoked the whole session: the phone\'s tokens and the thief\'s.'
+        : theft ? 'The refresh token is bound to the phone\'s key; a request without a proof of that key is theft, and the auth-service ended the session. The thief got nothing.' : description, 'Phone')
+    renderPhone(reuse || theft ? 'revoked' : 'signed out', 'bad')
     void loadSessions()
   })
   return client
@@ -435,6 +457,7 @@ async function signInPhone (event) {
   const username = access?.claims.username
   if (password === '' || username === undefined) return
   phone?.close()
+  phoneRevokedByTheft = false
   phone = makePhone()
   try {
     await busy(event.submitter ?? $('phone-form').querySelector('button'), async () => { await phone.login(username, password) })
@@ -445,12 +468,16 @@ async function signInPhone (event) {
 }
 
 let stolenClientId = PHONE_CLIENT_ID
+let stolenFromPhone = true
+/** DPoP: the thief's refresh with the phone's token revoked the phone's session; the phone hears only "not valid" at its next refresh. */
+let phoneRevokedByTheft = false
 let thiefAccessToken
 
 function steal (token, clientId, from) {
   if (token === undefined) return
   $('stolen').value = token
   stolenClientId = clientId
+  stolenFromPhone = clientId === PHONE_CLIENT_ID && from.includes('phone')
   log('warn', `A copy of ${from} refresh token leaked to the thief`, 'A backup, a log line, malware: the token itself is all a thief needs.', 'Thief')
 }
 
@@ -467,7 +494,8 @@ async function thief (path, body) {
 async function thiefRefresh () {
   const token = $('stolen').value.trim()
   if (token === '') return
-  const { status, body } = await thief('/thief/refresh', { refresh_token: token, client_id: stolenClientId })
+  // With DPoP the thief signs proofs too, with the only key it has: its own.
+  const { status, body } = await thief('/thief/refresh', { refresh_token: token, client_id: stolenClientId, scheme: config.dpop ? 'DPoP' : 'Bearer' })
   if (status === 200) {
     const claims = decodeClaims(body.access_token)
     thiefAccessToken = body.access_token
@@ -477,13 +505,34 @@ async function thiefRefresh () {
     log('danger', 'The thief redeemed the stolen refresh token', 'From another computer (another user agent): the auth-service cannot tell yet who is who. The owner\'s next refresh will.', 'Thief')
   } else {
     thiefSays(status, `${body.error ?? 'error'}: ${body.error_description ?? ''}`)
-    log(body.error === 'invalid_grant' ? 'ok' : 'warn', `The thief's refresh was refused: ${body.error ?? status}`, body.error_description, 'Thief')
+    if (stolenFromPhone && /bound to a DPoP key/i.test(body.error_description ?? '')) phoneRevokedByTheft = true
+    log(status === 400 ? 'ok' : 'warn', `The thief's refresh was refused: ${body.error ?? status}`,
+      config.dpop ? 'The refresh token is bound to its owner\'s key (DPoP), and the thief\'s proof is signed with another.' : body.error_description, 'Thief')
   }
+}
+
+function stealAccessToken () {
+  if (access === undefined) return
+  thiefAccessToken = access.token
+  $('thief-me').disabled = false
+  log('warn', 'A copy of this tab\'s access token leaked to the thief', 'A log line, a proxy, a browser extension: the token itself is all a thief needs, unless it is bound to a key.', 'Thief')
 }
 
 async function thiefCallsApi () {
   if (thiefAccessToken === undefined) return
-  const { status, body } = await thief('/thief/me', { access_token: thiefAccessToken })
+  const bound = decodeClaims(thiefAccessToken).cnf !== undefined
+  // A bound token: the thief tries it as a bearer token, then with a proof of its own key.
+  for (const scheme of bound ? ['Bearer', 'DPoP'] : ['Bearer']) await thiefUsesAccessToken(scheme, bound)
+}
+
+async function thiefUsesAccessToken (scheme, bound) {
+  const { status, body } = await thief('/thief/me', { access_token: thiefAccessToken, scheme })
+  if (bound && status !== 200) {
+    thiefSays(status, `${body.error ?? 'error'} (as ${scheme}${scheme === 'DPoP' ? ', the thief\'s key' : ''}): ${body.error_description ?? ''}`)
+    log('ok', `The API refuses the thief's stolen access token sent as ${scheme}: ${status}`,
+      scheme === 'Bearer' ? 'A DPoP-bound token is never taken as a bearer token.' : 'The proof is signed with the thief\'s key, not the one the token names (cnf.jkt).', 'Thief')
+    return
+  }
   if (status === 200) {
     thiefSays(status, `GET /me answers as ${body.username ?? body.sub}: the API cannot tell the thief from the owner.`)
     log('danger', `The API served the thief as ${body.username ?? body.sub}`, 'A valid access token is all the API asks for; until the session is revoked, the thief is in.', 'Thief')
@@ -565,17 +614,22 @@ $('steal-phone').addEventListener('click', () => { steal(phoneStore.get('refresh
 $('steal-tab').addEventListener('click', () => { steal(tabStore?.get('refresh_token'), config.clientId, 'this tab\'s') })
 $('thief-refresh').addEventListener('click', (event) => { void busy(event.currentTarget, thiefRefresh) })
 $('thief-me').addEventListener('click', (event) => { void busy(event.currentTarget, thiefCallsApi) })
+$('steal-access').addEventListener('click', stealAccessToken)
 
 // --- start ------------------------------------------------------------------------
 
 const cookieMode = config.delivery === 'cookie'
 $('mode-pill').textContent = cookieMode ? 'Cookie mode' : 'Token mode'
+$('dpop-pill').textContent = config.dpop ? 'DPoP' : 'Bearer tokens'
+if (config.dpop) $('api-authorization').textContent = 'Authorization: DPoP …, DPoP: <proof>'
+$('dpop-pill').className = `pill ${config.dpop ? 'pill-user' : 'pill-muted'}`
 $('api-origin').textContent = config.apiUrl
 $('footer-issuer').textContent = config.issuer
 $('footer-api').textContent = config.apiUrl
 $('victim-cookie').hidden = !cookieMode
 $('victim-body').hidden = cookieMode
 $('steal-tab').hidden = cookieMode
+$('thief-dpop').hidden = !config.dpop
 clearLog()
 renderTabs()
 renderStats()

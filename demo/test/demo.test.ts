@@ -27,7 +27,8 @@ async function portClosed (port: number): Promise<boolean> {
 }
 
 t.test('the demo page, start to finish, then Ctrl-C', { skip }, async (t) => {
-  const demo = await startDemo(t)
+  // Bearer tokens: the story of a stolen refresh token that rotation and reuse detection catch (dpop.test.ts tells DPoP's).
+  const demo = await startDemo(t, { DEMO_DPOP: 'off' })
   t.match(demo.stderr(), `open ${demo.pageUrl}`, 'the command says where the page is')
   const context = await launchBrowser(t)
   const first = await openDemoTab(t, context, demo.pageUrl)

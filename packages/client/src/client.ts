@@ -3,6 +3,10 @@ import { bodyDelivery, cookieDelivery, type RefreshTokenCarrier, type RefreshTok
 import { MemoryTokenStore, type TokenStore } from './token-store.js'
 import { soloCoordinator, tabCoordinator, type SessionEndReason, type TabCoordinator, type TabMessage } from './tabs.js'
 import { accessTokenSessionId, formEncode, readAnswer, readTokenAnswer } from './wire.js'
+import {
+  DpopSigner, IndexedDbKeyStore, isDpopKeyStore, isResourceNonceChallenge, isTokenEndpointNonceChallenge, MemoryKeyStore, NonceBook,
+  type DpopKeyStore, type DpopOption
+} from './dpop.js'
 
 /** The options of `createClient`. Only `issuer` is required. */
 export interface ClientOptions {
@@ -63,6 +67,16 @@ export interface ClientOptions {
   handoverTimeoutMs?: number
   /** Milliseconds since the epoch (default `Date.now`); tests move it. */
   now?: () => number
+  /**
+   * Sender-constrained tokens (DPoP, RFC 9449): every request to the token
+   * endpoint and every `fetch` with the access token carries a proof signed
+   * by a key pair only this client holds, and the tokens it gets are bound
+   * to that key. `true` keeps the key in the default place: in a browser a
+   * non-extractable key in IndexedDB, shared by the tabs and kept across
+   * reloads; in Node the `tokenStore` when it can keep keys
+   * (`FileTokenStore` can), else memory. `{ keyStore }` keeps it elsewhere.
+   */
+  dpop?: DpopOption
 }
 
 /** One of the signed-in user's live sessions (`GET /sessions`). */
@@ -88,8 +102,12 @@ export interface ClientEvents {
   'session-ended': { reason: SessionEndReason, description?: string, fromOtherTab: boolean }
 }
 
+/** How the access token is presented: `Bearer`, or `DPoP` with a proof of the key it is bound to. */
+type TokenScheme = 'Bearer' | 'DPoP'
+
 interface AccessState {
   token: string
+  scheme: TokenScheme
   /** Ms since the epoch, by this client's clock: measured from when the request was sent. */
   expiresAt: number
   lifetimeMs: number
@@ -98,6 +116,7 @@ interface AccessState {
 type Status = 'unknown' | 'signed-in' | 'signed-out'
 
 const DEFAULT_CLIENT_ID = 'baton'
+const TOKEN_PATH = 'oauth/token'
 const MAX_REFRESH_ATTEMPTS = 4
 const FIRST_RETRY_DELAY_MS = 100
 
@@ -127,6 +146,24 @@ function signal (): { promise: Promise<void>, fire: () => void } {
   return { promise, fire }
 }
 
+/** Where this client's DPoP key lives and under what name, and the nonces the servers gave it. */
+interface DpopSettings {
+  keyStore: DpopKeyStore
+  keyName: string
+  nonces: NonceBook
+}
+
+function dpopSettings (options: ClientOptions, keyName: string): DpopSettings | undefined {
+  const option = options.dpop
+  if (option === undefined || option === false) return undefined
+  if (option !== true && (typeof option !== 'object' || option === null)) throw invalidOptions('dpop must be true, false or { keyStore }')
+  if ((globalThis as { crypto?: Crypto }).crypto?.subtle === undefined) throw invalidOptions('dpop needs WebCrypto: in a browser, a secure context (https, or http://localhost)')
+  const keyStore = (option === true ? undefined : option.keyStore) ??
+    (isDpopKeyStore(options.tokenStore) ? options.tokenStore : inBrowser() && 'indexedDB' in globalThis ? new IndexedDbKeyStore() : new MemoryKeyStore())
+  if (!isDpopKeyStore(keyStore)) throw invalidOptions('dpop.keyStore must have a dpopKeyPair(name) method')
+  return { keyStore, keyName, nonces: new NonceBook() }
+}
+
 async function sleep (ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms))
 }
@@ -151,6 +188,8 @@ export class BatonClient {
   readonly #apiOrigins: ReadonlySet<string>
   readonly #tabs: TabCoordinator
   readonly #listeners = new Map<keyof ClientEvents, Set<(event: never) => void>>()
+  readonly #dpop: DpopSettings | undefined
+  #signer: Promise<DpopSigner> | undefined
 
   #state: AccessState | undefined
   #status: Status = 'unknown'
@@ -205,6 +244,8 @@ export class BatonClient {
     }
     this.#apiOrigins = origins
 
+    this.#dpop = dpopSettings(options, `baton:${this.#base.href}:${this.#clientId}`)
+
     const channel = options.channelName ?? `baton:${this.#base.href}:${this.#clientId}`
     this.#tabs = (options.crossTab ?? inBrowser())
       ? tabCoordinator(channel, (message) => { this.#inbox = this.#inbox.then(async () => { await this.#onTabMessage(message) }).catch(() => {}) })
@@ -224,6 +265,11 @@ export class BatonClient {
   /** When the current access token expires, in ms since the epoch; undefined when signed out. */
   get expiresAt (): number | undefined {
     return this.#state?.expiresAt
+  }
+
+  /** How the access token is sent: `'DPoP'` when it is bound to this client's key, `'Bearer'` otherwise; undefined when signed out. */
+  get tokenType (): TokenScheme | undefined {
+    return this.#state?.scheme
   }
 
   /** The current session's id (the `sid` the sessions list names it by); undefined when signed out. */
@@ -292,17 +338,48 @@ export class BatonClient {
       throw new BatonClientError('origin_not_allowed', `${new URL(request.url).origin} is not in apiOrigins: the access token is not sent there`)
     }
     const used = await this.#validState()
-    // A clone: the body of the first attempt is spent, the retry needs its own.
-    const response = await this.#authorized(request.clone(), used.token)
+    const response = await this.#authorized(request, used)
     if (response.status !== 401) return response
     const next = await this.#refreshAfter(used)
     await response.body?.cancel().catch(() => {})
-    return await this.#authorized(request, next.token)
+    return await this.#authorized(request, next)
   }
 
   /** A valid access token, refreshed first if it is about to expire: for what `fetch` does not cover (a WebSocket, a header of your own). */
   async accessToken (): Promise<string> {
     return (await this.#validState()).token
+  }
+
+  /**
+   * This client's DPoP key, as far as it may be seen: the thumbprint that a
+   * bound token's `cnf.jkt` names, and whether the private key can be read
+   * out (never, for a key the client made in a browser). Undefined without
+   * `dpop`.
+   */
+  async dpopKey (): Promise<{ thumbprint: string, extractable: boolean } | undefined> {
+    if (this.#dpop === undefined) return undefined
+    const signer = await this.#dpopSigner(this.#dpop)
+    return { thumbprint: await signer.thumbprint(), extractable: signer.extractable }
+  }
+
+  /**
+   * The headers that authorize one request the app sends by other means
+   * than `fetch` (a WebSocket upgrade, another HTTP library):
+   * `authorization`, and for a DPoP-bound token a `dpop` proof made for
+   * exactly this method and URL. Ask anew for every request: a proof is
+   * good for one request only.
+   *
+   * @example
+   * const headers = await client.authorizationHeaders('GET', 'https://api.example.com/me')
+   */
+  async authorizationHeaders (method: string, url: string | URL): Promise<Record<string, string>> {
+    const target = new URL(url)
+    if (!this.#apiOrigins.has(target.origin)) throw new BatonClientError('origin_not_allowed', `${target.origin} is not in apiOrigins: the access token is not sent there`)
+    const state = await this.#validState()
+    return {
+      authorization: `${state.scheme} ${state.token}`,
+      ...(state.scheme === 'DPoP' ? { dpop: await this.#proof(method, target, state.token) } : {})
+    }
   }
 
   /**
@@ -403,10 +480,44 @@ export class BatonClient {
     return { method: 'DELETE', credentials: this.#carrier.requestInit.credentials }
   }
 
-  async #authorized (request: Request, token: string): Promise<Response> {
-    const headers = new Headers(request.headers)
-    headers.set('authorization', `Bearer ${token}`)
-    return await this.#fetch(request, { headers })
+  /**
+   * Sends `request` (a clone: the caller's stays unspent for a retry) with
+   * the access token, and with a DPoP-bound one its proof; once more with a
+   * new proof when the API asks for one with its nonce.
+   */
+  async #authorized (request: Request, state: AccessState): Promise<Response> {
+    for (let challenged = false; ; challenged = true) {
+      const headers = new Headers(request.headers)
+      headers.set('authorization', `${state.scheme} ${state.token}`)
+      if (state.scheme !== 'DPoP') return await this.#fetch(request.clone(), { headers })
+      headers.set('dpop', await this.#proof(request.method, request.url, state.token))
+      const response = await this.#fetch(request.clone(), { headers })
+      this.#dpop?.nonces.remember(request.url, response)
+      if (challenged || !isResourceNonceChallenge(response)) return response
+      await response.body?.cancel().catch(() => {})
+    }
+  }
+
+  #dpopSigner (dpop: DpopSettings): Promise<DpopSigner> {
+    if (this.#signer === undefined) {
+      const signer = this.#signer = dpop.keyStore.dpopKeyPair(dpop.keyName).then((pair) => new DpopSigner(pair), (cause: unknown) => {
+        if (cause instanceof BatonClientError) throw cause
+        throw new BatonClientError('dpop_key_unavailable', `the DPoP key could not be loaded or made (${String(cause)})`, { cause })
+      })
+      // A key store that failed once (IndexedDB blocked, say) is asked again next time.
+      signer.catch(() => { if (this.#signer === signer) this.#signer = undefined })
+    }
+    return this.#signer
+  }
+
+  /** A new DPoP proof for one request (and, for an API, the access token it goes with), with the latest nonce of its origin. */
+  async #proof (method: string, url: string | URL, accessToken?: string): Promise<string> {
+    const dpop = this.#dpop
+    if (dpop === undefined) throw invalidOptions('this client was made without dpop')
+    const nonce = dpop.nonces.get(url)
+    return await (await this.#dpopSigner(dpop)).proof({
+      method, url, issuedAt: Math.floor(this.#now() / 1000), ...(accessToken === undefined ? {} : { accessToken }), ...(nonce === undefined ? {} : { nonce })
+    })
   }
 
   /** An access token to send now: the current one, or a refreshed one when it is due. */
@@ -491,7 +602,9 @@ export class BatonClient {
 
   async #signIn (answer: TokenAnswer, sentAt: number, reason: 'login' | 'refresh'): Promise<AccessState> {
     const lifetimeMs = answer.expires_in * 1000
-    const state: AccessState = { token: answer.access_token, expiresAt: sentAt + lifetimeMs, lifetimeMs }
+    // A DPoP token only when this client asked for one: an auth-service without DPoP answers Bearer, and Bearer it is.
+    const scheme: TokenScheme = this.#dpop !== undefined && answer.token_type.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer'
+    const state: AccessState = { token: answer.access_token, scheme, expiresAt: sentAt + lifetimeMs, lifetimeMs }
     // Kept before anyone can see the new state: a refresh that follows must send the new refresh token.
     await this.#carrier.keep(answer)
     this.#setState(state, 'signed-in')
@@ -506,6 +619,7 @@ export class BatonClient {
     const refreshToken = await this.#carrier.handOff()
     this.#tabs.post({
       v: 1, type: 'tokens', reason, accessToken: state.token, expiresAt: state.expiresAt, lifetimeMs: state.lifetimeMs,
+      ...(state.scheme === 'DPoP' ? { tokenType: 'DPoP' } : {}),
       ...(refreshToken === undefined ? {} : { refreshToken })
     })
   }
@@ -538,7 +652,9 @@ export class BatonClient {
         if (!adopt) return
         const wasSignedIn = this.#status === 'signed-in'
         await this.#carrier.takeOver(message.refreshToken)
-        this.#setState({ token: message.accessToken, expiresAt: message.expiresAt, lifetimeMs: message.lifetimeMs }, 'signed-in')
+        // Every tab of the app signs with the one key the store keeps, so another tab's DPoP token is this tab's too.
+        const scheme: TokenScheme = message.tokenType === 'DPoP' ? 'DPoP' : 'Bearer'
+        this.#setState({ token: message.accessToken, scheme, expiresAt: message.expiresAt, lifetimeMs: message.lifetimeMs }, 'signed-in')
         this.#emit(wasSignedIn && message.reason !== 'login' ? 'refreshed' : 'signed-in', { expiresAt: message.expiresAt, fromOtherTab: true })
       }
     }
@@ -546,7 +662,7 @@ export class BatonClient {
 
   async #tokenRequest (parameters: Record<string, string>, retryLost: boolean): Promise<{ answer: TokenAnswer, sentAt: number }> {
     const sentAt = this.#now()
-    const answer = readTokenAnswer(await this.#post('oauth/token', parameters, retryLost))
+    const answer = readTokenAnswer(await this.#post(TOKEN_PATH, parameters, retryLost))
     return { answer, sentAt }
   }
 
@@ -570,12 +686,16 @@ export class BatonClient {
     }
     const form = new URLSearchParams(body).toString()
     const url = new URL(path, this.#base)
+    // Proofs go to the token endpoint only: they bind what it issues; revocation takes the token as it is.
+    const proven = this.#dpop !== undefined && path === TOKEN_PATH
+    let nonceRetried = false
     const started = this.#now()
     for (let attempt = 1; ; attempt++) {
       const remaining = retryLost ? this.#retryWindowMs - (this.#now() - started) : this.#timeoutMs
       const init: RequestInit = {
         method: 'POST',
-        headers,
+        // A new proof for every attempt, the retry of a lost answer too: the auth-service takes a proof once (its jti).
+        headers: proven ? { ...headers, dpop: await this.#proof('POST', url) } : headers,
         body: form,
         credentials: this.#carrier.requestInit.credentials,
         signal: AbortSignal.timeout(Math.max(1000, Math.min(this.#timeoutMs, remaining)))
@@ -586,6 +706,14 @@ export class BatonClient {
       } catch (cause) {
         if (retryLost && await this.#mayRetry(attempt, started)) continue
         throw new BatonClientError('network_error', `the auth-service could not be reached, or its answer was lost (${String(cause)})`, { cause })
+      }
+      if (proven) this.#dpop?.nonces.remember(url, response)
+      if (proven && !nonceRetried && await isTokenEndpointNonceChallenge(response)) {
+        // Nothing was issued: the auth-service only wants a proof with its nonce. Not an attempt of the lost-answer retries.
+        nonceRetried = true
+        attempt--
+        await response.body?.cancel().catch(() => {})
+        continue
       }
       if (retryLost && response.status >= 500 && await this.#mayRetry(attempt, started)) {
         await response.body?.cancel().catch(() => {})

@@ -9,6 +9,7 @@
  * - `invalid_response`: an answer the client cannot read
  * - `origin_not_allowed`: `fetch` was asked to send the access token to an origin not in `apiOrigins`
  * - `invalid_options`: `createClient` was given options that do not fit together
+ * - `dpop_key_unavailable`: the DPoP key store failed (IndexedDB blocked, say); nothing was sent
  */
 export type ClientErrorCode =
   | 'not_signed_in'
@@ -17,6 +18,7 @@ export type ClientErrorCode =
   | 'invalid_response'
   | 'origin_not_allowed'
   | 'invalid_options'
+  | 'dpop_key_unavailable'
   | (string & {})
 
 /**

@@ -14,7 +14,7 @@ export type SessionEndReason =
  * token only in token mode, where the receiving tab needs it to go on.
  */
 export type TabMessage =
-  | { v: 1, type: 'tokens', reason: 'login' | 'refresh' | 'sync', accessToken: string, expiresAt: number, lifetimeMs: number, refreshToken?: string }
+  | { v: 1, type: 'tokens', reason: 'login' | 'refresh' | 'sync', accessToken: string, tokenType?: 'DPoP', expiresAt: number, lifetimeMs: number, refreshToken?: string }
   | { v: 1, type: 'ended', reason: SessionEndReason, description?: string }
   | { v: 1, type: 'sync-request' }
 
@@ -47,7 +47,8 @@ function isTabMessage (data: unknown): data is TabMessage {
   if (message.v !== 1) return false
   if (message.type === 'tokens') {
     return typeof message.accessToken === 'string' && typeof message.expiresAt === 'number' && typeof message.lifetimeMs === 'number' &&
-      (message.refreshToken === undefined || typeof message.refreshToken === 'string')
+      (message.refreshToken === undefined || typeof message.refreshToken === 'string') &&
+      (message.tokenType === undefined || message.tokenType === 'DPoP')
   }
   return message.type === 'ended' || message.type === 'sync-request'
 }

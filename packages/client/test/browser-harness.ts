@@ -62,7 +62,8 @@ const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
  * modules (a module that imported anything Node-only would fail to load),
  * one client in `window.baton`, and everything it reports in
  * `window.batonEvents`. Query parameters set client options: `skew`
- * (refreshSkewMs), `delivery` (refreshTokenDelivery), `client` (clientId).
+ * (refreshSkewMs), `delivery` (refreshTokenDelivery), `client` (clientId),
+ * `dpop` (dpop: true).
  */
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -75,6 +76,7 @@ const options = { issuer: location.origin }
 if (params.has('skew')) options.refreshSkewMs = Number(params.get('skew'))
 if (params.has('delivery')) options.refreshTokenDelivery = params.get('delivery')
 if (params.has('client')) options.clientId = params.get('client')
+if (params.has('dpop')) options.dpop = true
 window.batonSdk = sdk
 window.baton = sdk.createClient(options)
 window.batonEvents = []

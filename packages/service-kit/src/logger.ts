@@ -14,6 +14,9 @@ export const REDACT_PATHS: readonly string[] = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["proxy-authorization"]',
+  // A DPoP proof is a credential for its window: one that leaks could be replayed before the client sends it.
+  'req.headers.dpop',
+  'headers.dpop',
   'res.headers["set-cookie"]',
   'headers.authorization',
   'headers.cookie',

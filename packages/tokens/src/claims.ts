@@ -23,14 +23,19 @@ export const AccessTokenClaimsSchema = Type.Object({
   client_id: Type.String(),
   scope: Type.String(),
   sid: Type.Optional(Type.String({ description: 'The session (refresh-token family); absent for client_credentials tokens' })),
-  username: Type.Optional(Type.String())
+  username: Type.Optional(Type.String()),
+  cnf: Type.Optional(Type.Object({
+    jkt: Type.String({ description: 'The RFC 7638 SHA-256 thumbprint of the key the token is bound to (RFC 9449 §6.1)' })
+  }, { description: 'Present on DPoP-bound tokens: only a request with a proof signed by that key may use the token' }))
 })
-/** RFC 9068 claims of a Baton access token, plus `sid` and `username`. */
+/** RFC 9068 claims of a Baton access token, plus `sid`, `username` and, for a DPoP-bound token, `cnf`. */
 export type AccessTokenClaims = Static<typeof AccessTokenClaimsSchema>
 
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String(),
-  token_type: Type.Literal('Bearer'),
+  token_type: Type.Union([Type.Literal('Bearer'), Type.Literal('DPoP')], {
+    description: '`DPoP` when the request carried a DPoP proof: the access token is bound to its key (`cnf.jkt`, RFC 9449 §5) and must be sent as `Authorization: DPoP` with a proof; else `Bearer`'
+  }),
   expires_in: Type.Integer(),
   refresh_token: Type.Optional(Type.String()),
   scope: Type.String(),

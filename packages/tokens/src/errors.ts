@@ -11,6 +11,9 @@ export const ERRORS = {
   BATON_INVALID_SCOPE: { status: 400, error: 'invalid_scope' },
   BATON_UNSUPPORTED_GRANT_TYPE: { status: 400, error: 'unsupported_grant_type' },
   BATON_UNAUTHORIZED_CLIENT: { status: 400, error: 'unauthorized_client' },
+  // RFC 9449 §5 and §8 at the token endpoint: a DPoP proof that is missing where required, or refused; a proof without the server's nonce.
+  BATON_INVALID_DPOP_PROOF: { status: 400, error: 'invalid_dpop_proof' },
+  BATON_USE_DPOP_NONCE: { status: 400, error: 'use_dpop_nonce' },
   BATON_INVALID_CLIENT: { status: 401, error: 'invalid_client' },
   // An authenticated client asking for what its registration does not allow it (introspection).
   BATON_CLIENT_NOT_ALLOWED: { status: 403, error: 'unauthorized_client' },
@@ -29,6 +32,9 @@ export const ERRORS = {
   BATON_TOKEN_MALFORMED: { status: 400, error: 'invalid_request' },
   BATON_INVALID_TOKEN: { status: 401, error: 'invalid_token' },
   BATON_INSUFFICIENT_SCOPE: { status: 403, error: 'insufficient_scope' },
+  // RFC 9449 §7.1 at a protected resource: a DPoP-bound token's proof is missing or invalid, or lacks the server's nonce.
+  BATON_DPOP_PROOF_REFUSED: { status: 401, error: 'invalid_dpop_proof' },
+  BATON_DPOP_NONCE_REQUIRED: { status: 401, error: 'use_dpop_nonce' },
   BATON_UNAVAILABLE: { status: 503, error: 'temporarily_unavailable' },
   BATON_INTERNAL: { status: 500, error: 'server_error' }
 } as const satisfies Record<string, { status: number, error: string | undefined }>

@@ -1,7 +1,7 @@
 // What every adapter does with a request, written once.
 import type { AccessTokenClaims } from '@baton/tokens'
-import { VerifierError } from './errors.js'
-import { checkScopeNames, checkScopes, createVerifier, type Verifier, type VerifierOptions } from './verifier.js'
+import { rechallenge, VerifierError } from './errors.js'
+import { checkScopeNames, checkScopes, createVerifier, type RequestInfo, type Verifier, type VerifierOptions } from './verifier.js'
 
 /** What every adapter takes besides the verifier's own options. */
 export interface AdapterExtras {
@@ -9,6 +9,16 @@ export interface AdapterExtras {
   realm?: string
   /** Told of every refused request (its `reason`, `status`, `error`), for metrics or logs. */
   onRefused?: (error: VerifierError) => void
+  /**
+   * The URL clients call this API at, e.g. `https://api.example.com` or
+   * `https://example.com/api` (a path prefix a proxy strips): a DPoP proof's
+   * `htu` must name it followed by the request's path. Without it the URL is
+   * worked out from the request: its scheme (Fastify's `trustProxy` and
+   * Express's `trust proxy` settings apply) and its `Host` header (Fastify:
+   * `X-Forwarded-Host` under `trustProxy`). Set it behind a proxy that
+   * changes the host or the path.
+   */
+  publicUrl?: string | URL
 }
 
 /** An adapter's options: the verifier's own, or a verifier made elsewhere (then the caller closes it). */
@@ -19,6 +29,8 @@ export interface AdapterSetup {
   /** Whether the adapter made the verifier, and so closes it. */
   owned: boolean
   realm: string
+  /** `publicUrl` without a trailing slash, or undefined. */
+  publicBase: string | undefined
   /** Tells `onRefused` of a refusal; other errors pass silently. */
   noteRefusal: (error: unknown) => void
 }
@@ -27,15 +39,58 @@ export function adapterVerifier (options: AdapterOptions, defaults: Partial<Veri
   const { realm = 'baton', onRefused } = options
   if (onRefused !== undefined && typeof onRefused !== 'function') throw new Error('options.onRefused must be a function')
   const noteRefusal = onRefused === undefined ? () => {} : (error: unknown) => { if (error instanceof VerifierError) onRefused(error) }
-  if ('verifier' in options) return { verifier: options.verifier, owned: false, realm, noteRefusal }
-  const { realm: _realm, onRefused: _onRefused, ...verifierOptions } = options
-  return { verifier: createVerifier({ ...defaults, ...verifierOptions }), owned: true, realm, noteRefusal }
+  const publicBase = checkPublicUrl(options.publicUrl)
+  if ('verifier' in options) return { verifier: options.verifier, owned: false, realm, publicBase, noteRefusal }
+  const { realm: _realm, onRefused: _onRefused, publicUrl: _publicUrl, ...verifierOptions } = options
+  return { verifier: createVerifier({ ...defaults, ...verifierOptions }), owned: true, realm, publicBase, noteRefusal }
+}
+
+function checkPublicUrl (publicUrl: string | URL | undefined): string | undefined {
+  if (publicUrl === undefined) return undefined
+  let url: URL | undefined
+  try { url = new URL(publicUrl) } catch {}
+  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    throw new Error('options.publicUrl must be an http: or https: URL without credentials, query or fragment')
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
+}
+
+/**
+ * The URL a request was made to, for a DPoP proof's `htu`: `base` (the
+ * public URL, or the scheme and host the request came with) followed by the
+ * path the request line names.
+ */
+export function requestUrl (base: string, target: string | undefined): string {
+  if (target === undefined || target === '') return `${base}/`
+  if (target.startsWith('/')) return `${base}${target}`
+  // An absolute-form target (RFC 9112 §3.2.2), as some proxies send: its path.
+  try {
+    return `${base}${new URL(target).pathname}`
+  } catch {
+    return `${base}/${target}`
+  }
+}
+
+/** What a DPoP request's proof is checked against, for a verifier that takes DPoP; the URL is worked out only when asked for. */
+export function requestInfo (verifier: Verifier, method: string | undefined, dpop: string | string[] | undefined, url: () => string): RequestInfo | undefined {
+  return verifier.dpopAlgorithms === undefined ? undefined : { method: method ?? 'GET', url, dpop }
 }
 
 /** The scopes a `requireScope(...)` names, checked when the route is declared. */
 export function requiredScopeList (scopes: readonly string[]): readonly string[] {
   if (scopes.length === 0) throw new Error('requireScope: name at least one scope')
   return checkScopeNames(scopes, 'requireScope')
+}
+
+/** The scopes of claims an earlier hook admitted; a bound token came with the DPoP scheme, so its refusal is a DPoP challenge. */
+function checkExistingScopes (verifier: Verifier, claims: AccessTokenClaims, scopes: readonly string[]): void {
+  try {
+    checkScopes(claims, scopes)
+  } catch (error) {
+    const algorithms = verifier.dpopAlgorithms
+    if (claims.cnf === undefined || algorithms === undefined || !(error instanceof VerifierError)) throw error
+    throw rechallenge(error, { scheme: 'DPoP', dpopAlgorithms: algorithms.join(' ') })
+  }
 }
 
 /**
@@ -50,15 +105,16 @@ export function authenticateRequest (
   authorization: string | string[] | undefined,
   scopes: readonly string[] | undefined,
   admit: (claims: AccessTokenClaims) => void,
-  refuse: (error: unknown) => void
+  refuse: (error: unknown) => void,
+  request?: RequestInfo
 ): void {
   let claims: AccessTokenClaims | Promise<AccessTokenClaims>
   try {
     if (existing !== null && existing !== undefined && scopes !== undefined) {
-      checkScopes(existing, scopes)
+      checkExistingScopes(verifier, existing, scopes)
       claims = existing
     } else {
-      claims = verifier.authenticate(authorization, scopes)
+      claims = verifier.authenticate(authorization, scopes, request)
     }
   } catch (error) {
     refuse(error)

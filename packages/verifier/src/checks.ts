@@ -124,7 +124,8 @@ export function checkClaims (payload: unknown, issuer: string, audience: string)
     Number.isSafeInteger(claims.exp) && Number.isSafeInteger(claims.iat) &&
     (claims.nbf === undefined || Number.isSafeInteger(claims.nbf)) &&
     (claims.sid === undefined || isString(claims.sid)) &&
-    (claims.username === undefined || isString(claims.username))
+    (claims.username === undefined || isString(claims.username)) &&
+    (claims.cnf === undefined || (isRecord(claims.cnf) && isString(claims.cnf.jkt) && claims.cnf.jkt !== ''))
   if (!typesOk || claims.iss !== issuer || !audienceAccepted(claims.aud, audience)) throw refuseToken('claims')
   return claims as AccessTokenClaims
 }

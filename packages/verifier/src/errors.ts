@@ -1,4 +1,4 @@
-import { BatonError, type ErrorCode } from '@baton/tokens'
+import { BatonError, quoteAuthParam, renderError as renderBatonError, type ErrorCode, type RenderedError } from '@baton/tokens'
 
 /** What the client is told for each reason a token is refused; the reason is also the `reason` label of `baton_verify_failures_total`. */
 export const REFUSALS = {
@@ -18,7 +18,13 @@ export const REFUSALS = {
   issued_in_future: 'the access token was issued in the future',
   rejected: 'the access token has been revoked',
   insufficient_scope: 'the access token lacks a required scope',
-  invalid: 'the access token is not valid'
+  invalid: 'the access token is not valid',
+  dpop_bound: 'the access token is bound to a key: send it with the DPoP scheme and a DPoP proof',
+  not_bound: 'the access token is not bound to a key: send it with the Bearer scheme',
+  dpop_proof: 'the DPoP proof is not valid',
+  dpop_key: 'the DPoP proof is signed with another key than the one the token is bound to',
+  dpop_replay: 'the DPoP proof has been used before',
+  dpop_nonce: 'the DPoP proof must carry the server\'s nonce'
 } as const
 
 /** Why a request or a token was refused. */
@@ -37,15 +43,71 @@ export type RefusalReason = keyof typeof REFUSALS
  */
 export class VerifierError extends BatonError {
   readonly reason: RefusalReason
+  /** The scheme whose challenge answers it: the one the request used (`DPoP` for `Authorization: DPoP`), else `Bearer`. */
+  readonly scheme: 'Bearer' | 'DPoP'
+  /**
+   * The proof algorithms a verifier that accepts DPoP names in its challenge
+   * (RFC 9449 §7.1 `algs`); with a `Bearer` scheme, a `DPoP` challenge is
+   * offered beside the Bearer one. Undefined: the verifier takes Bearer only.
+   */
+  readonly dpopAlgorithms: string | undefined
 
-  constructor (code: ErrorCode, reason: RefusalReason, description: string = REFUSALS[reason], options: { scope?: string, cause?: unknown } = {}) {
+  constructor (code: ErrorCode, reason: RefusalReason, description: string = REFUSALS[reason], options: RefusalOptions = {}) {
     super(code, description, options)
     this.name = 'VerifierError'
     this.reason = reason
+    this.scheme = options.scheme ?? 'Bearer'
+    this.dpopAlgorithms = options.dpopAlgorithms
   }
 
   get status (): number { return this.statusCode }
   get description (): string { return this.message }
+}
+
+interface RefusalOptions {
+  scope?: string
+  cause?: unknown
+  headers?: Record<string, string>
+  scheme?: 'Bearer' | 'DPoP'
+  dpopAlgorithms?: string
+}
+
+/** The same refusal, answered with these challenge settings. */
+export function rechallenge (error: VerifierError, options: { scheme?: 'Bearer' | 'DPoP', dpopAlgorithms?: string, headers?: Record<string, string> }): VerifierError {
+  return new VerifierError(error.code, error.reason, error.message, {
+    ...(error.scope === undefined ? {} : { scope: error.scope }),
+    ...(error.cause === undefined ? {} : { cause: error.cause }),
+    headers: { ...error.headers, ...options.headers },
+    scheme: options.scheme ?? error.scheme,
+    dpopAlgorithms: options.dpopAlgorithms ?? error.dpopAlgorithms
+  })
+}
+
+/**
+ * How an error is answered: as `@baton/tokens`' renderError (RFC 6750), and
+ * for a verifier that accepts DPoP, with RFC 9449's challenges: a refusal of
+ * an `Authorization: DPoP` request gets `WWW-Authenticate: DPoP` with its
+ * `error` and the accepted `algs`; a request without credentials (or a bound
+ * token sent as Bearer) gets both a Bearer and a DPoP challenge.
+ *
+ * @example
+ * const { status, headers, body } = renderError(error, 'my-api')
+ * res.writeHead(status, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify(body))
+ */
+export function renderError (error: unknown, realm = 'baton'): RenderedError {
+  const rendered = renderBatonError(error, realm)
+  if (!(error instanceof VerifierError) || error.dpopAlgorithms === undefined) return rendered
+  const algs = `algs=${quoteAuthParam(error.dpopAlgorithms)}`
+  if (error.scheme === 'DPoP') {
+    const parts = [`DPoP realm=${quoteAuthParam(realm)}`]
+    if (error.error !== undefined) parts.push(`error=${quoteAuthParam(error.error)}`, `error_description=${quoteAuthParam(error.message)}`)
+    if (error.scope !== undefined) parts.push(`scope=${quoteAuthParam(error.scope)}`)
+    parts.push(algs)
+    rendered.headers['www-authenticate'] = parts.join(', ')
+  } else if (error.code === 'BATON_TOKEN_MISSING' || error.reason === 'dpop_bound') {
+    rendered.headers['www-authenticate'] = `${rendered.headers['www-authenticate']!}, DPoP realm=${quoteAuthParam(realm)}, ${algs}`
+  }
+  return rendered
 }
 
 /** A bad token: 401 invalid_token. */

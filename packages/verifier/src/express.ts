@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { isBearerError, type AccessTokenClaims } from '@baton/tokens'
-import { adapterVerifier, authenticateRequest, requiredScopeList, type AdapterOptions } from './adapter.js'
+import type { TLSSocket } from 'node:tls'
+import type { AccessTokenClaims } from '@baton/tokens'
+import { adapterVerifier, authenticateRequest, requestInfo, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { VerifierError } from './errors.js'
 import { sendError } from './node.js'
 import type { Verifier } from './verifier.js'
 
@@ -18,7 +20,7 @@ declare global {
 export type ExpressVerifierOptions = AdapterOptions
 
 /** Express 4 and 5 middleware; typed on node:http's request and response, which Express's extend. */
-export type ExpressMiddleware = (req: IncomingMessage & { auth?: AccessTokenClaims }, res: ServerResponse, next: (error?: unknown) => void) => void
+export type ExpressMiddleware = (req: IncomingMessage & { auth?: AccessTokenClaims, protocol?: string, originalUrl?: string }, res: ServerResponse, next: (error?: unknown) => void) => void
 
 export interface ExpressVerifier {
   /** Admits only a valid Baton access token and sets `req.auth`. */
@@ -41,15 +43,20 @@ export interface ExpressVerifier {
  * app.get('/reports', baton.requireScope('reports:read'), (req, res) => { res.json({ reports: [] }) })
  */
 export function expressVerifier (options: ExpressVerifierOptions): ExpressVerifier {
-  const { verifier, owned, realm, noteRefusal } = adapterVerifier(options)
+  const { verifier, owned, realm, publicBase, noteRefusal } = adapterVerifier(options)
   const middleware = (scopes: readonly string[] | undefined): ExpressMiddleware => function batonAuthenticate (req, res, next) {
     authenticateRequest(verifier, req.auth, req.headers.authorization, scopes,
       (claims) => { req.auth = claims; next() },
       (error) => {
         noteRefusal(error)
-        if (isBearerError(error)) sendError(res, error, realm)
+        if (error instanceof VerifierError) sendError(res, error, realm)
         else next(error)
-      })
+      },
+      requestInfo(verifier, req.method, req.headers.dpop, () => {
+        // req.protocol follows Express's `trust proxy`; originalUrl keeps the path a router mounted below strips from req.url.
+        const scheme = req.protocol ?? ((req.socket as TLSSocket).encrypted === true ? 'https' : 'http')
+        return requestUrl(publicBase ?? `${scheme}://${req.headers.host ?? ''}`, req.originalUrl ?? req.url)
+      }))
   }
   return {
     authenticate: middleware(undefined),

@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { isBearerError, renderError, type AccessTokenClaims } from '@baton/tokens'
-import { adapterVerifier, authenticateRequest, requiredScopeList, type AdapterOptions } from './adapter.js'
+import type { AccessTokenClaims } from '@baton/tokens'
+import { adapterVerifier, authenticateRequest, requestInfo, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { renderError, VerifierError } from './errors.js'
 import type { Verifier } from './verifier.js'
 
 export type FastifyVerifierOptions = AdapterOptions
@@ -29,7 +30,8 @@ declare module 'fastify' {
 /**
  * Protects Fastify routes with Baton access tokens. Adds the hooks
  * `app.authenticate` and `app.requireScope(...scopes)` and sets
- * `request.auth`. A refused request is answered here, as RFC 6750 says (a
+ * `request.auth`. With `dpop`, DPoP-bound tokens are taken with their proofs
+ * (RFC 9449; see `publicUrl`). A refused request is answered here, as RFC 6750 says (a
  * bare `WWW-Authenticate: Bearer realm=…` 401 when no token came, 400
  * invalid_request, 401 invalid_token, 403 insufficient_scope), whatever error
  * handler the app has; a key-set outage (503) and anything unexpected go to
@@ -42,11 +44,11 @@ declare module 'fastify' {
  * app.get('/reports', { onRequest: app.requireScope('reports:read') }, async () => ({ reports: [] }))
  */
 export const verifierPlugin = fp(async function batonVerifier (app: FastifyInstance, opts: FastifyVerifierOptions) {
-  const { verifier, owned, realm, noteRefusal } = adapterVerifier(opts, { log: app.log })
+  const { verifier, owned, realm, publicBase, noteRefusal } = adapterVerifier(opts, { log: app.log })
 
   function refuse (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, error: unknown): void {
     noteRefusal(error)
-    if (!isBearerError(error)) {
+    if (!(error instanceof VerifierError)) {
       done(error as Error)
       return
     }
@@ -59,7 +61,10 @@ export const verifierPlugin = fp(async function batonVerifier (app: FastifyInsta
     return function authenticate (request, reply, done) {
       authenticateRequest(verifier, request.auth, request.headers.authorization, scopes,
         (claims) => { request.auth = claims; done() },
-        (error) => { refuse(request, reply, done, error) })
+        (error) => { refuse(request, reply, done, error) },
+        requestInfo(verifier, request.method, request.headers.dpop, () =>
+          // originalUrl: the path as the client sent it, before any rewriteUrl.
+          requestUrl(publicBase ?? `${request.protocol}://${request.host}`, request.originalUrl)))
     }
   }
 

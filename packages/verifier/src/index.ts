@@ -1,9 +1,11 @@
 // The framework-free core. Adapters: '@baton/verifier/fastify', '/express',
-// '/node'; the revocation-feed follower: '@baton/verifier/feed'.
+// '/node'; the revocation-feed follower: '@baton/verifier/feed'; the DPoP
+// proof check the token endpoint shares: '@baton/verifier/dpop'.
 export { createVerifier, checkScopes, MAX_CACHE_BYTES } from './verifier.js'
-export type { Verifier, VerifierOptions } from './verifier.js'
+export type { Verifier, VerifierOptions, DpopVerifierOptions, RequestInfo } from './verifier.js'
 export { extractBearerToken } from './bearer.js'
-export { VerifierError, REFUSALS } from './errors.js'
+// renderError as @baton/tokens has it, plus the DPoP challenges of a verifier that takes DPoP.
+export { VerifierError, REFUSALS, renderError } from './errors.js'
 export type { RefusalReason } from './errors.js'
 export { hasDuplicateMembers, audienceAccepted } from './checks.js'
 export { createStaticKeySource } from './key-source.js'
@@ -11,5 +13,5 @@ export type { KeySource, StaticKey, PublicKeyInput } from './key-source.js'
 export { createJwksKeySource } from './jwks-key-source.js'
 export type { JwksKeySource, JwksKeySourceOptions } from './jwks-key-source.js'
 export type { Logger } from './logger.js'
-export { BatonError, isBatonError, renderError } from '@baton/tokens'
+export { BatonError, isBatonError } from '@baton/tokens'
 export type { AccessTokenClaims, AccessTokenAlgorithm, RenderedError } from '@baton/tokens'

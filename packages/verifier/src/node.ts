@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { BatonError, renderError, type AccessTokenClaims } from '@baton/tokens'
-import { adapterVerifier, authenticateRequest, requiredScopeList, type AdapterOptions } from './adapter.js'
+import type { TLSSocket } from 'node:tls'
+import { BatonError, type AccessTokenClaims } from '@baton/tokens'
+import { adapterVerifier, authenticateRequest, requestInfo, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { renderError } from './errors.js'
 import type { Verifier } from './verifier.js'
 
 export type NodeVerifierOptions = AdapterOptions
@@ -40,7 +42,7 @@ export function sendError (res: ServerResponse, error: unknown, realm = 'baton')
  * })
  */
 export function nodeVerifier (options: NodeVerifierOptions): NodeVerifier {
-  const { verifier, owned, realm, noteRefusal } = adapterVerifier(options)
+  const { verifier, owned, realm, publicBase, noteRefusal } = adapterVerifier(options)
   const guard = (scopes: readonly string[] | undefined) => async (req: IncomingMessage, res: ServerResponse): Promise<AccessTokenClaims | undefined> =>
     await new Promise((resolve, reject) => {
       authenticateRequest(verifier, undefined, req.headers.authorization, scopes, resolve, (error) => {
@@ -51,7 +53,9 @@ export function nodeVerifier (options: NodeVerifierOptions): NodeVerifier {
         }
         sendError(res, error, realm)
         resolve(undefined)
-      })
+      }, requestInfo(verifier, req.method, req.headers.dpop, () =>
+        // No proxy headers are read: behind a proxy, publicUrl says what clients call.
+        requestUrl(publicBase ?? `${(req.socket as TLSSocket).encrypted === true ? 'https' : 'http'}://${req.headers.host ?? ''}`, req.url)))
     })
   return {
     authenticate: guard(undefined),

@@ -4,9 +4,10 @@ import {
   ACCESS_TOKEN_ALGORITHMS, ACCESS_TOKEN_TYP, REQUIRED_ACCESS_TOKEN_CLAIMS, BatonError, parseDuration, parseScope,
   scopeClaimIncludes, type AccessTokenAlgorithm, type AccessTokenClaims
 } from '@baton/tokens'
-import { extractBearerToken } from './bearer.js'
+import { extractCredentials } from './bearer.js'
 import { checkClaims, checkLifetime, checkTokenText } from './checks.js'
-import { refuseToken, VerifierError, type RefusalReason } from './errors.js'
+import { checkDpopProof, createMemoryReplayCache, DpopError, DPOP_ALGORITHMS, type DpopAlgorithm, type DpopNonces, type DpopReplayCache } from './dpop.js'
+import { rechallenge, refuseToken, VerifierError, type RefusalReason } from './errors.js'
 import { createJwksKeySource, type JwksKeySource } from './jwks-key-source.js'
 import { createStaticKeySource, toUsableKey, type KeySource, type PublicKeyInput, type StaticKey, type UsableKey } from './key-source.js'
 import type { Logger } from './logger.js'
@@ -46,6 +47,42 @@ export interface VerifierOptions {
   now?: () => number
   /** Where key-source trouble is reported; pino and Fastify loggers fit. */
   log?: Logger
+  /**
+   * Accept DPoP-bound tokens (RFC 9449): `Authorization: DPoP <token>` with
+   * a `DPoP` proof from the key the token's `cnf.jkt` names. `true` for the
+   * defaults, or settings. Default off: only Bearer is taken. Either way a
+   * bound token sent as Bearer is refused: without the key it is worth nothing.
+   */
+  dpop?: boolean | DpopVerifierOptions
+}
+
+/** How a verifier checks DPoP proofs. */
+export interface DpopVerifierOptions {
+  /** Proof algorithms accepted and named in the challenge's `algs`; default every one of {@link DPOP_ALGORITHMS}. */
+  algorithms?: readonly DpopAlgorithm[]
+  /** How old (by its `iat`) a proof may be, on top of `clockSkew`: seconds or a duration. Default 60 seconds. */
+  maxAge?: number | string
+  /**
+   * Where proof `jti`s are remembered; default a cache in this verifier's
+   * memory holding `replayCacheSize` of them. Several instances behind one
+   * name can share one (in Redis, say) so that a proof replayed to another
+   * instance is refused too.
+   */
+  replay?: DpopReplayCache
+  /** The in-memory replay cache's bound; default 100000 proofs (size it for the proofs one `maxAge` brings). */
+  replayCacheSize?: number
+  /** Server nonces ({@link createDpopNonces}): when set, every proof must carry a current one, or is answered `use_dpop_nonce` with a fresh `DPoP-Nonce`. */
+  nonces?: DpopNonces
+}
+
+/** What a DPoP-scheme request brings besides its Authorization header. */
+export interface RequestInfo {
+  /** The request method, e.g. `GET`. */
+  method: string
+  /** The URL the client called (scheme, host, port, path; a query is ignored), or a function that works it out: only DPoP requests call it. */
+  url: string | (() => string)
+  /** The `DPoP` request header(s). */
+  dpop: string | string[] | undefined
 }
 
 /**
@@ -65,9 +102,13 @@ export interface Verifier {
   /**
    * The claims for an `Authorization` header value, demanding `scopes` too;
    * throws (or rejects with) the RFC 6750 refusal. Synchronous when
-   * {@link Verifier.check} is.
+   * {@link Verifier.check} is. A token bound to a key (`cnf.jkt`) is refused
+   * as Bearer; with the `dpop` option, `DPoP <token>` is taken too, and
+   * `request` gives what its proof is checked against (RFC 9449 §7.1).
    */
-  authenticate: (authorization: string | string[] | undefined, scopes?: readonly string[]) => AccessTokenClaims | Promise<AccessTokenClaims>
+  authenticate: (authorization: string | string[] | undefined, scopes?: readonly string[], request?: RequestInfo) => AccessTokenClaims | Promise<AccessTokenClaims>
+  /** The proof algorithms when `authenticate` takes the DPoP scheme (the `dpop` option), else undefined; adapters then pass the request's method, URL and proof. */
+  readonly dpopAlgorithms: readonly DpopAlgorithm[] | undefined
   /** True once verification keys are at hand. */
   ready: () => boolean
   /** Loads the key set now (with `jwksUri`); rejects when that fails. Other key sources resolve at once. */
@@ -136,9 +177,21 @@ function isPromiseLike (value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
 }
 
+/** The `dpop` option, checked. */
+interface DpopSettings {
+  algorithms: readonly DpopAlgorithm[]
+  /** The challenge's `algs`. */
+  algs: string
+  maxAgeSeconds: number
+  replay: DpopReplayCache | undefined
+  replayCacheSize: number
+  nonces: DpopNonces | undefined
+}
+
 interface CheckedOptions {
   algorithms: readonly AccessTokenAlgorithm[]
   skewMs: number
+  dpop: DpopSettings | undefined
   keySource: KeySource
   jwks: JwksKeySource | undefined
   requiredScopes: readonly string[]
@@ -184,7 +237,36 @@ function checkOptions (opts: VerifierOptions): CheckedOptions {
     keySource = createStaticKeySource(opts.keys)
   }
   if (typeof keySource?.getKey !== 'function' || typeof keySource.ready !== 'function') fail('keySource', 'must be a KeySource')
-  return { algorithms, skewMs: skewSeconds! * 1000, keySource: keySource!, jwks, requiredScopes }
+  return { algorithms, skewMs: skewSeconds! * 1000, dpop: checkDpopOptions(opts.dpop, fail), keySource: keySource!, jwks, requiredScopes }
+}
+
+function checkDpopOptions (dpop: VerifierOptions['dpop'], fail: (path: string, expectation: string) => never): DpopSettings | undefined {
+  if (dpop === undefined || dpop === false) return undefined
+  const settings = dpop === true ? {} : dpop
+  if (typeof settings !== 'object' || settings === null) fail('dpop', 'must be a boolean or an object')
+  const algorithms = settings.algorithms ?? DPOP_ALGORITHMS
+  if (!Array.isArray(algorithms) || algorithms.length === 0 || algorithms.some((alg) => !(DPOP_ALGORITHMS as readonly string[]).includes(alg))) {
+    fail('dpop.algorithms', `must be a non-empty subset of ${DPOP_ALGORITHMS.join(', ')}`)
+  }
+  const maxAge = settings.maxAge ?? 60
+  const maxAgeSeconds = typeof maxAge === 'string' ? parseDuration(maxAge) : (Number.isFinite(maxAge) && maxAge > 0 ? maxAge : undefined)
+  if (maxAgeSeconds === undefined) fail('dpop.maxAge', 'must be seconds > 0 or a duration such as "60s"')
+  if (settings.replay !== undefined && typeof settings.replay?.remember !== 'function') fail('dpop.replay', 'must be a DpopReplayCache')
+  const replayCacheSize = settings.replayCacheSize ?? 100_000
+  if (!Number.isSafeInteger(replayCacheSize) || replayCacheSize < 1) fail('dpop.replayCacheSize', 'must be an integer ≥ 1')
+  const nonces = settings.nonces
+  if (nonces !== undefined && (typeof nonces?.current !== 'function' || typeof nonces.accepts !== 'function')) fail('dpop.nonces', 'must be DpopNonces')
+  return { algorithms: [...algorithms], algs: algorithms.join(' '), maxAgeSeconds: maxAgeSeconds!, replay: settings.replay, replayCacheSize, nonces }
+}
+
+/** The verifier's answer to a refused proof. */
+function proofRefusal (error: DpopError, nonces: DpopNonces | undefined): VerifierError {
+  switch (error.reason) {
+    case 'nonce': return new VerifierError('BATON_DPOP_NONCE_REQUIRED', 'dpop_nonce', error.message, { headers: { 'dpop-nonce': nonces!.current() } })
+    case 'replay': return new VerifierError('BATON_DPOP_PROOF_REFUSED', 'dpop_replay', error.message)
+    case 'key': return new VerifierError('BATON_DPOP_PROOF_REFUSED', 'dpop_key', error.message)
+    default: return new VerifierError('BATON_DPOP_PROOF_REFUSED', 'dpop_proof', error.message, { cause: error })
+  }
 }
 
 /**
@@ -201,7 +283,7 @@ function checkOptions (opts: VerifierOptions): CheckedOptions {
  * const claims = await verifier.verify(token) // rejects with a VerifierError: error.status, error.error, error.description
  */
 export function createVerifier (opts: VerifierOptions): Verifier {
-  const { algorithms, skewMs, keySource, jwks, requiredScopes } = checkOptions(opts)
+  const { algorithms, skewMs, dpop, keySource, jwks, requiredScopes } = checkOptions(opts)
   const { issuer, audience, isRevoked, log } = opts
   const allowedAlgorithms = new Set<string>(algorithms)
   const now = opts.now ?? Date.now
@@ -343,16 +425,72 @@ export function createVerifier (opts: VerifierOptions): Verifier {
     return reconfirm(token, entry)
   }
 
+  /** A Bearer token's claims, unless the token is bound to a key (no downgrade, RFC 9449 §7.2), with `scopes`. */
+  function admitBearer (claims: AccessTokenClaims, scopes: readonly string[] | undefined): AccessTokenClaims {
+    if (claims.cnf !== undefined) {
+      const refusal = refuseToken('dpop_bound')
+      throw dpop === undefined ? refusal : rechallenge(refusal, { dpopAlgorithms: dpop.algs })
+    }
+    if (scopes !== undefined && scopes.length > 0) checkScopes(claims, scopes)
+    return claims
+  }
+
+  // Made on the first DPoP request: a Bearer-only service never pays for it.
+  let replay = dpop?.replay
+  const replayCache = (settings: DpopSettings): DpopReplayCache => {
+    replay ??= createMemoryReplayCache({ max: settings.replayCacheSize, now })
+    return replay
+  }
+
+  /** RFC 9449 §7.1: the token (cached like any other), bound to a key; then, every time, its proof from that key for this request. */
+  async function authenticateDpop (settings: DpopSettings, token: string, scopes: readonly string[] | undefined, request: RequestInfo | undefined): Promise<AccessTokenClaims> {
+    try {
+      const claims = await check(token)
+      const jkt = claims.cnf?.jkt
+      if (jkt === undefined) throw refuseToken('not_bound')
+      try {
+        if (request === undefined) throw new DpopError('missing')
+        await checkDpopProof(request.dpop, {
+          method: request.method,
+          url: typeof request.url === 'function' ? request.url() : request.url,
+          accessToken: token,
+          expectedJkt: jkt,
+          algorithms: settings.algorithms,
+          maxAgeSeconds: settings.maxAgeSeconds,
+          clockSkewSeconds: skewMs / 1000,
+          now,
+          replay: replayCache(settings),
+          ...(settings.nonces === undefined ? {} : { nonce: settings.nonces.accepts })
+        })
+      } catch (error) {
+        if (error instanceof DpopError) throw proofRefusal(error, settings.nonces)
+        // A shared replay cache that fails is an outage, never a reason to let a proof through or to tell the client its token is bad.
+        log?.error({ err: error }, 'the DPoP replay cache failed')
+        throw new BatonError('BATON_UNAVAILABLE', 'the DPoP replay cache is unavailable', { cause: error })
+      }
+      if (scopes !== undefined && scopes.length > 0) checkScopes(claims, scopes)
+      return claims
+    } catch (error) {
+      throw error instanceof VerifierError ? rechallenge(error, { scheme: 'DPoP', dpopAlgorithms: settings.algs }) : error
+    }
+  }
+
   return {
     check,
     verify: async (token) => await check(token),
-    authenticate (authorization, scopes) {
-      const claims = check(extractBearerToken(authorization))
-      if (scopes === undefined || scopes.length === 0) return claims
-      if (claims instanceof Promise) return claims.then((value) => { checkScopes(value, scopes); return value })
-      checkScopes(claims, scopes)
-      return claims
+    authenticate (authorization, scopes, request) {
+      let credentials
+      try {
+        credentials = extractCredentials(authorization, dpop !== undefined)
+      } catch (error) {
+        throw dpop === undefined || !(error instanceof VerifierError) ? error : rechallenge(error, { dpopAlgorithms: dpop.algs })
+      }
+      if (credentials.scheme === 'DPoP') return authenticateDpop(dpop!, credentials.token, scopes, request)
+      const claims = check(credentials.token)
+      if (claims instanceof Promise) return claims.then((value) => admitBearer(value, scopes))
+      return admitBearer(claims, scopes)
     },
+    dpopAlgorithms: dpop?.algorithms,
     ready: () => keySource.ready(),
     refreshKeys: async () => { await jwks?.refresh() },
     close: () => { jwks?.close() }

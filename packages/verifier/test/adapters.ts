@@ -21,7 +21,11 @@ export interface AdapterApp {
   url: string
   /** GET `path` with the Authorization header given (none when undefined): what a client sees. */
   get: (path: string, authorization?: string) => Promise<BearerAnswer & { body: Record<string, unknown> }>
+  /** `method` `path` with these headers. */
+  send: (path: string, headers: Record<string, string>, method?: string) => Promise<AdapterAnswer>
 }
+
+export type AdapterAnswer = BearerAnswer & { body: Record<string, unknown>, headers: Headers }
 
 async function listen (server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -48,7 +52,8 @@ export async function startAdapterApp (t: Test, name: AdapterName, options: Adap
     const baton = nodeVerifier(options)
     const reports = baton.requireScope('reports:read')
     const server = createServer((req, res) => {
-      const guard = req.url === '/me' ? baton.authenticate : req.url === '/reports' ? reports : undefined
+      const path = req.url?.split('?')[0]
+      const guard = path === '/me' ? baton.authenticate : path === '/reports' ? reports : undefined
       if (guard === undefined) {
         res.writeHead(404).end()
         return
@@ -64,24 +69,31 @@ export async function startAdapterApp (t: Test, name: AdapterName, options: Adap
     const app = (name === 'express 5' ? express : express4 as unknown as typeof express)()
     app.get('/me', baton.authenticate, (req, res) => { res.json(req.auth) })
     app.get('/reports', baton.requireScope('reports:read'), (req, res) => { res.json(req.auth) })
+    // A router mounted below a path: req.url loses the mount point, the URL a proof names does not.
+    const api = (name === 'express 5' ? express : express4 as unknown as typeof express).Router()
+    api.get('/me', baton.authenticate, (req, res) => { res.json(req.auth) })
+    app.use('/api', api)
     const server = createServer(app)
     t.teardown(async () => { baton.close(); await closeServer(server) })
     url = await listen(server)
   }
+  const send = async (path: string, headers: Record<string, string>, method = 'GET'): Promise<AdapterAnswer> => {
+    const response = await fetch(`${url}${path}`, { method, headers })
+    const text = await response.text()
+    let body: Record<string, unknown> = {}
+    try { body = JSON.parse(text) as Record<string, unknown> } catch {}
+    return {
+      status: response.status,
+      error: typeof body.error === 'string' ? body.error : undefined,
+      challenge: response.headers.get('www-authenticate') ?? undefined,
+      body,
+      headers: response.headers
+    }
+  }
   return {
     name,
     url,
-    get: async (path, authorization) => {
-      const response = await fetch(`${url}${path}`, { headers: authorization === undefined ? {} : { authorization } })
-      const text = await response.text()
-      let body: Record<string, unknown> = {}
-      try { body = JSON.parse(text) as Record<string, unknown> } catch {}
-      return {
-        status: response.status,
-        error: typeof body.error === 'string' ? body.error : undefined,
-        challenge: response.headers.get('www-authenticate') ?? undefined,
-        body
-      }
-    }
+    get: async (path, authorization) => await send(path, authorization === undefined ? {} : { authorization }),
+    send
   }
 }

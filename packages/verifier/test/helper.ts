@@ -1,10 +1,11 @@
 // Shared by the verifier's tests and the resource-service's: real keys, a
 // real JWKS server on a real socket, and tokens signed the way Baton signs them.
-import { createHmac, generateKeyPairSync, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto'
+import { createHash, createHmac, generateKeyPairSync, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { connect, type AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { createSigner } from 'fast-jwt'
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
 import { testClock as baseTestClock, type TestClock } from '@baton/test-redis'
 
 export type TestAlgorithm = 'EdDSA' | 'ES256'
@@ -65,6 +66,40 @@ export function signToken (key: TestKey, payload: Record<string, unknown>, heade
     header: { alg: key.alg, typ: 'at+jwt', kid: key.kid, ...header }
   })
   return signer(payload)
+}
+
+/** A client's DPoP key pair (RFC 9449), as a browser or Node client would hold it. */
+export interface ProofKey {
+  alg: string
+  privateKey: CryptoKey
+  /** The public JWK that goes in each proof's header. */
+  jwk: JWK
+  /** Its RFC 7638 thumbprint: what a bound token's `cnf.jkt` names. */
+  jkt: string
+}
+
+export async function generateProofKey (alg = 'ES256'): Promise<ProofKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
+  const jwk = await exportJWK(publicKey)
+  return { alg, privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) }
+}
+
+let proofs = 0
+/**
+ * A DPoP proof signed by `key` for `htm` and `htu`, issued now (`nowMs`),
+ * with `ath` for `accessToken` when given; `claims` and `header` override
+ * anything, for forgeries.
+ */
+export async function signProof (key: ProofKey, request: { htm?: string, htu: string, accessToken?: string, nowMs?: number }, claims: JWTPayload = {}, header: Record<string, unknown> = {}): Promise<string> {
+  const payload: JWTPayload = {
+    jti: `proof-${++proofs}-${randomUUID()}`,
+    htm: request.htm ?? 'GET',
+    htu: request.htu,
+    iat: Math.floor((request.nowMs ?? Date.now()) / 1000),
+    ...(request.accessToken === undefined ? {} : { ath: createHash('sha256').update(request.accessToken).digest('base64url') }),
+    ...claims
+  }
+  return await new SignJWT(payload).setProtectedHeader({ alg: key.alg, typ: 'dpop+jwt', jwk: key.jwk, ...header }).sign(key.privateKey)
 }
 
 const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')

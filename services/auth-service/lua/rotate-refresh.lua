@@ -21,13 +21,18 @@ ARGV[12] deadline: Redis time (ms) after which the caller no longer waits; 0: no
 ARGV[13] network of the presenting client: its IPv4 address, or its IPv6 /64
 ARGV[14] hash of the presenting client's user agent
 ARGV[15] most grace retries one rotation may answer
+ARGV[16] RFC 7638 thumbprint of the DPoP proof's key that came with the request ('' for none)
+ARGV[17] '1' if the client must send a DPoP proof, else '0'
 
 Returns one of:
   {'rotated', expiry ms, scope, username}
   {'grace_retry', sealed successor, scope, username, expiry ms}  the just-rotated token, retried inside the grace window
   {'reuse_detected', reason} a spent token came back: the session is gone; reason is
                     'spent_token', or 'other_network' / 'other_user_agent' for a
-                    grace retry from another client instance than the rotation's
+                    grace retry from another client instance than the rotation's;
+                    or a token of a DPoP-bound session came without a proof of its
+                    key ('missing_dpop_proof') or with one of another key ('other_dpop_key')
+  {'dpop_required'} the client must send a DPoP proof and sent none (an unbound session); nothing changed
   {'grace_exhausted'} the grace retries of this rotation are spent; nothing changed
   {'unknown'}       no such session (ended, expired, or never existed)
   {'wrong_client'}  the current token, presented by another client; nothing changed
@@ -39,9 +44,9 @@ Returns one of:
 local stale = staleReply(ARGV[12])
 if stale then return stale end
 local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'next', 'exp', 'abs_exp', 'client_id', 'scope', 'username',
-  'prev_net', 'prev_ua')
-local current, previous, rotatedAt, sealed, idleExpiry, absoluteExpiry, clientId, scope, username, rotatedFrom, rotatedWith =
-  s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11]
+  'prev_net', 'prev_ua', 'jkt')
+local current, previous, rotatedAt, sealed, idleExpiry, absoluteExpiry, clientId, scope, username, rotatedFrom, rotatedWith, boundKey =
+  s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[11], s[12]
 if not current then return {'unknown'} end
 
 local now = tonumber(ARGV[4])
@@ -70,6 +75,16 @@ if not isCurrent and not isGraceRetry then
   return {'reuse_detected', 'spent_token'}
 end
 if not sameClient then return {'wrong_client'} end
+
+-- A bound session's tokens are worth nothing without its key: whoever sends
+-- one without a proof of that key copied it, current or just spent, and
+-- the grace retry demands the key like any refresh.
+local presentedKey = ARGV[16]
+if boundKey and presentedKey ~= boundKey then
+  revoke()
+  return {'reuse_detected', presentedKey == '' and 'missing_dpop_proof' or 'other_dpop_key'}
+end
+if ARGV[17] == '1' and presentedKey == '' then return {'dpop_required'} end
 
 -- The grace retry exists for tabs of one browser and a lost response: both
 -- come from the client instance that rotated. The same token from another
@@ -106,6 +121,12 @@ if isGraceRetry then
 end
 
 local expiry = math.min(now + tonumber(ARGV[5]), tonumber(absoluteExpiry))
+-- An unbound session binds to the first key that refreshes it with a proof
+-- (RFC 9449 §5: a refresh token issued with a proof is bound), and never
+-- changes key after: a copy of the spent token is then worth nothing.
+if not boundKey and presentedKey ~= '' then
+  redis.call('HSET', KEYS[1], 'jkt', presentedKey)
+end
 redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'prev', ARGV[1], 'prev_at', ARGV[4], 'next', ARGV[3],
   'last_used_at', ARGV[4], 'exp', string.format('%d', expiry), 'user_agent', ARGV[9], 'ip', ARGV[10],
   'prev_net', ARGV[13], 'prev_ua', ARGV[14], 'prev_retries', 0)

@@ -103,6 +103,10 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     // The auth-service can afford one Redis read per request: its own
     // endpoints (and introspection) honour a revoked session or token at once.
     isRevoked: async (claims) => !await app.auth.sessions.isAccessTokenLive(claims.sub, claims.jti, claims.sid),
+    // DPoP-bound tokens come with proofs made out to ISSUER + the route's path; their jtis, like
+    // the token endpoint's, are kept in Redis, so a proof one instance took no other one takes.
+    dpop: { algorithms: config.DPOP_SIGNING_ALGS, maxAge: config.DPOP_PROOF_MAX_AGE, replay: app.auth.dpopReplay, nonces: app.auth.dpopNonces },
+    publicUrl: config.ISSUER,
     onRefused: countVerifyFailures(app)
   })
 

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { readFileSync } from 'node:fs'
 import ipaddr from 'ipaddr.js'
+import { DPOP_ALGORITHMS, type DpopAlgorithm } from '@baton/verifier/dpop'
 import { envReader, readCommonConfig, readRedisTarget, ConfigError, type CommonConfig, type RedisTarget } from '@baton/service-kit'
 import { parseScope } from '@baton/tokens'
 import { parseClients, type ClientConfig } from './core/clients/clients.js'
@@ -66,6 +67,15 @@ export interface Config extends CommonConfig {
   RATE_LIMIT_REGISTRATION_WINDOW: number
   /** Proxies whose X-Forwarded-For is believed (addresses, CIDR blocks, or loopback / linklocal / uniquelocal); empty: none. */
   TRUST_PROXY: readonly string[]
+  // DPoP (RFC 9449) at the token endpoint
+  /** The algorithms a DPoP proof may be signed with, published as dpop_signing_alg_values_supported. */
+  DPOP_SIGNING_ALGS: readonly DpopAlgorithm[]
+  /** Seconds after its iat that a proof is still accepted (plus CLOCK_SKEW); its jti is remembered that long. */
+  DPOP_PROOF_MAX_AGE: number
+  /** required: every proof must carry a fresh server nonce (RFC 9449 §8). */
+  DPOP_NONCE: 'off' | 'required'
+  /** Seconds one nonce period lasts; a nonce is accepted in its period and the next. */
+  DPOP_NONCE_LIFETIME: number
 }
 
 /**
@@ -110,7 +120,12 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     // Registrations are permanent: far fewer per address than logins (the 100-a-minute floor is the password grant's).
     RATE_LIMIT_REGISTRATIONS: read.int('RATE_LIMIT_REGISTRATIONS', 10, 1, 1_000_000_000),
     RATE_LIMIT_REGISTRATION_WINDOW: read.duration('RATE_LIMIT_REGISTRATION_WINDOW', '1h', 1, 7 * 86_400),
-    TRUST_PROXY: readTrustedProxies(read.string('TRUST_PROXY', ''))
+    TRUST_PROXY: readTrustedProxies(read.string('TRUST_PROXY', '')),
+    DPOP_SIGNING_ALGS: readDpopAlgorithms(read.string('DPOP_SIGNING_ALGS', DPOP_ALGORITHMS.join(' '))),
+    // A proof is made for one request: a minute covers a slow network, not a stockpile.
+    DPOP_PROOF_MAX_AGE: read.duration('DPOP_PROOF_MAX_AGE', '60s', 1, 300),
+    DPOP_NONCE: read.oneOf('DPOP_NONCE', 'off', ['off', 'required'] as const),
+    DPOP_NONCE_LIFETIME: read.duration('DPOP_NONCE_LIFETIME', '5m', 10, 86_400)
   }
   return Object.freeze(config)
 }
@@ -145,6 +160,15 @@ function readTrustedProxies (value: string): readonly string[] {
     }
   }
   return Object.freeze(entries)
+}
+
+function readDpopAlgorithms (value: string): readonly DpopAlgorithm[] {
+  const algorithms = [...new Set(value.split(/[\s,]+/).filter((alg) => alg !== ''))]
+  const unknown = algorithms.find((alg) => !(DPOP_ALGORITHMS as readonly string[]).includes(alg))
+  if (algorithms.length === 0 || unknown !== undefined) {
+    throw new ConfigError('DPOP_SIGNING_ALGS', `must list some of ${DPOP_ALGORITHMS.join(', ')}${unknown === undefined ? '' : `, not "${unknown.slice(0, 32)}"`}`)
+  }
+  return Object.freeze(algorithms as DpopAlgorithm[])
 }
 
 function readScopes (value: string): readonly string[] {

@@ -370,7 +370,7 @@ t.test('answers: CORS headers for allowed origins, none for others; errors reada
   const unauthenticated = await call(served.base, '/sessions', { method: 'GET' })
   t.equal(unauthenticated.status, 401)
   t.equal(unauthenticated.headers.get('access-control-allow-origin'), PAGE, 'a 401 is readable by the page')
-  t.same(unauthenticated.headers.get('access-control-expose-headers')?.split(', ').sort(), ['retry-after', 'www-authenticate'], 'with its challenge and Retry-After')
+  t.same(unauthenticated.headers.get('access-control-expose-headers')?.split(', ').sort(), ['dpop-nonce', 'retry-after', 'www-authenticate'], 'with its challenge, Retry-After and the DPoP nonce')
 
   const other = await call(served.base, '/oauth/token', { form: refreshForm, origin: EVIL })
   t.same([...other.headers.keys()].filter((name) => name.startsWith('access-control-')), [], 'another origin gets no CORS header')

@@ -1,4 +1,6 @@
 import t from 'tap'
+import { randomUUID } from 'node:crypto'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { setup, register, login, refresh, bearer } from './helper.js'
 
 t.test('no token, password or cookie ever reaches the logs', async (t) => {
@@ -20,6 +22,29 @@ t.test('no token, password or cookie ever reaches the logs', async (t) => {
   t.match(text, /refresh\.reuse_detected/, 'the audit event is there')
   for (const secret of [password, 'wrong passphrase 5678', tokens.refresh_token, tokens.access_token, rotated.refresh_token, rotated.access_token, 'cookie-value-xyz', 'YmF0b246c2VjcmV0LXh5eg', rotated.access_token.split('.')[2]!]) {
     t.notOk(text.includes(secret), `log does not contain ${secret.slice(0, 12)}…`)
+  }
+})
+
+t.test('DPoP: no proof, and no token bound by one, reaches the logs, whether accepted, replayed or refused', async (t) => {
+  const { app, logs, clock } = await setup(t, { LOG_LEVEL: 'trace', DPOP_NONCE: 'required' })
+  const { privateKey, publicKey } = await generateKeyPair('ES256')
+  const jwk = await exportJWK(publicKey)
+  const proof = async (nonce?: string): Promise<string> => await new SignJWT({ htm: 'POST', htu: `${app.config.ISSUER}/oauth/token`, iat: Math.floor(clock.now() / 1000), jti: randomUUID(), ...(nonce === undefined ? {} : { nonce }) })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).sign(privateKey)
+  const user = await register(app, 'Eve', 'secret passphrase 1234')
+  const send = async (payload: Record<string, string>, dpop: string) => await app.inject({ method: 'POST', url: '/oauth/token', headers: { dpop }, payload })
+  const unproven = await proof()
+  const nonce = (await send({ grant_type: 'password', username: 'Eve', password: user.password }, unproven)).headers['dpop-nonce'] as string
+  const accepted = await proof(nonce)
+  const tokens = (await send({ grant_type: 'password', username: 'Eve', password: user.password }, accepted)).json<{ refresh_token: string, access_token: string }>()
+  await send({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, accepted) // replayed proof
+  await send({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, `${accepted.slice(0, -8)}AAAAAAAA`) // bad signature
+  await app.inject({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'refresh_token', refresh_token: tokens.refresh_token } }) // no proof: theft
+
+  const text = logs()
+  t.match(text, /refresh\.reuse_detected/, 'the theft was logged')
+  for (const secret of [unproven, accepted, tokens.refresh_token, tokens.access_token]) {
+    for (const part of secret.split('.')) t.notOk(text.includes(part), `log does not contain ${part.slice(0, 12)}…`)
   }
 })
 

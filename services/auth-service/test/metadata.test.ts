@@ -1,5 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { login, refresh, register, setup } from './helper.js'
 
 // RFC 8414 metadata must list what this deployment accepts, no more and no
@@ -37,7 +39,8 @@ t.test('the default deployment: only the built-in public client', async (t) => {
     revocation_endpoint_auth_methods_supported: ['none'],
     scopes_supported: ['profile'],
     response_types_supported: [],
-    service_documentation: `${issuer}/docs`
+    service_documentation: `${issuer}/docs`,
+    dpop_signing_alg_values_supported: ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'PS256', 'RS256']
   }, 'no introspection endpoint: no client could authenticate to it')
 
   const user = await register(app)
@@ -74,7 +77,8 @@ t.test('with confidential clients: client_credentials, secrets and introspection
     introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     scopes_supported: ['audit:write', 'email', 'profile', 'reports:read'],
     response_types_supported: [],
-    service_documentation: `${issuer}/docs`
+    service_documentation: `${issuer}/docs`,
+    dpop_signing_alg_values_supported: ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'PS256', 'RS256']
   })
 
   const viaBasic = await token(app, { grant_type: 'client_credentials', scope: 'audit:write' }, basic('reporting', SECRET))
@@ -129,4 +133,20 @@ t.test('an issuer with a path: endpoints under it, metadata also at the RFC 8414
     jwks_uri: 'https://auth.example.com/tenant-a/.well-known/jwks.json'
   })
   t.same(await metadata(app, '/.well-known/oauth-authorization-server/tenant-a'), document, 'the same document where a client looks for it')
+})
+
+t.test('DPoP: the algorithms listed are the ones the token endpoint accepts, for proofs made out to the token_endpoint listed', async (t) => {
+  const { app } = await setup(t, { ISSUER: 'https://auth.example.com/tenant-a', DPOP_SIGNING_ALGS: 'ES256' })
+  const document = await metadata(app)
+  t.same(document.dpop_signing_alg_values_supported, ['ES256'])
+  const user = await register(app)
+  const answers: Record<string, unknown> = {}
+  for (const alg of ['ES256', 'EdDSA', 'ES384'] as const) {
+    const { privateKey, publicKey } = await generateKeyPair(alg)
+    const proof = await new SignJWT({ htm: 'POST', htu: document.token_endpoint, iat: Math.floor(Date.now() / 1000), jti: randomUUID() })
+      .setProtectedHeader({ alg, typ: 'dpop+jwt', jwk: await exportJWK(publicKey) }).sign(privateKey)
+    const response = await token(app, { grant_type: 'password', username: user.username, password: user.password }, { dpop: proof })
+    answers[alg] = response.body.token_type ?? response.body.error
+  }
+  t.same(answers, { ES256: 'DPoP', EdDSA: 'invalid_dpop_proof', ES384: 'invalid_dpop_proof' }, 'a listed algorithm binds the tokens; the others are refused')
 })

@@ -12,6 +12,7 @@ t.test('the OpenAPI document is valid, complete and truthful about security', as
   t.match(document, { servers: [{ url: app.config.ISSUER }] }, 'the server is the issuer')
   t.match(document.components?.securitySchemes, {
     bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+    dpopAuth: { type: 'http', scheme: 'DPoP' },
     clientBasic: { type: 'http', scheme: 'basic' }
   })
 
@@ -33,9 +34,12 @@ t.test('the OpenAPI document is valid, complete and truthful about security', as
     t.match(document.paths[path]?.post?.parameters, [{ in: 'header', name: 'origin' }, { in: 'header', name: 'x-baton-client' }], `${path}: cookie mode's request headers are documented`)
     t.match(document.paths[path]?.post?.description, /cookie/, `${path}: and what cookie mode does`)
   }
+  t.match(document.paths['/oauth/token']?.post?.parameters, [{ in: 'header', name: 'origin' }, { in: 'header', name: 'x-baton-client' }, { in: 'header', name: 'dpop', description: /RFC 9449/ }], 'the token endpoint documents the DPoP header')
+  t.match(JSON.stringify(document.paths['/oauth/token']?.post?.responses?.['200']?.content?.['application/json']?.schema?.properties?.token_type), /"DPoP"/, 'and that its tokens may be of type DPoP')
+  t.match(document.paths['/.well-known/oauth-authorization-server']?.get?.responses?.['200']?.content?.['application/json']?.schema, { properties: { dpop_signing_alg_values_supported: { type: 'array' } } })
   t.notOk(document.paths['/oauth/revoke']?.post?.requestBody?.content['application/json']?.schema?.required?.includes('token'), 'a cookie-mode logout sends no token')
   t.same(document.paths['/oauth/introspect']?.post?.security, [{ clientBasic: [] }], 'and required for introspection')
-  t.same(document.paths['/sessions']?.get?.security, [{ bearerAuth: [] }])
+  t.same(document.paths['/sessions']?.get?.security, [{ bearerAuth: [] }, { dpopAuth: [] }], 'a Bearer token, or a DPoP-bound one')
   t.match(document.paths['/.well-known/oauth-authorization-server']?.get?.responses?.['200']?.content?.['application/json']?.schema, {
     required: ['issuer', 'token_endpoint', 'jwks_uri', 'revocation_endpoint', 'grant_types_supported']
   })

@@ -9,6 +9,8 @@ export interface AccessTokenSubject {
   /** The session; absent for client_credentials tokens, which have none. */
   sid?: string
   username?: string
+  /** RFC 7638 thumbprint of the DPoP key the token is bound to (RFC 9449 §6: `cnf.jkt`). */
+  jkt?: string | undefined
 }
 
 export interface AccessTokenIssuer {
@@ -30,7 +32,8 @@ export function createAccessTokenIssuer (options: { keyring: Pick<Keyring, 'curr
         client_id: subject.clientId,
         scope: subject.scope,
         ...(subject.sid === undefined ? {} : { sid: subject.sid }),
-        ...(subject.username === undefined ? {} : { username: subject.username })
+        ...(subject.username === undefined ? {} : { username: subject.username }),
+        ...(subject.jkt === undefined ? {} : { cnf: { jkt: subject.jkt } })
       }
       return { token: options.keyring.current().sign(claims), expiresIn: options.ttlSeconds, claims }
     }

@@ -10,4 +10,6 @@ export interface Requester {
 /** A request as the domain sees it: who asks, and where to tell what it did. */
 export interface RequestContext extends Requester {
   events: Events
+  /** RFC 7638 thumbprint of the key of the request's valid DPoP proof; undefined: no proof came. */
+  dpopJkt?: string | undefined
 }

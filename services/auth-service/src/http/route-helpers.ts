@@ -13,6 +13,9 @@ export async function noStore (_request: FastifyRequest, reply: FastifyReply): P
   reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
 }
 
+/** How the routes that act for a user are called (OpenAPI): a Bearer token, or a DPoP-bound one with its proof. */
+export const ACCESS_TOKEN_SECURITY = [{ bearerAuth: [] }, { dpopAuth: [] }]
+
 /** A `preHandler` for routes that act for a user: a client_credentials token has no session to speak for. */
 export async function requireUserSession (request: FastifyRequest): Promise<void> {
   if (request.auth.sid === undefined) throw new BatonError('BATON_INVALID_TOKEN', 'a user\'s access token is required')

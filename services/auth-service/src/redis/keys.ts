@@ -17,6 +17,8 @@ import { revocationStreamKey } from '@baton/tokens'
  *   <p>refresh-token-secret           string secret that authenticates refresh tokens
  *   <p>revocations                    stream the revocation feed for stateless verifiers; trimmed (MINID)
  *                                           to the longest access-token lifetime on every append
+ *   <p>dpop-proof:<SHA-256 of jti>    string a DPoP proof the token endpoint accepted (replay check);
+ *                                           TTL = until the proof's iat window has passed
  *   <p>rate:{ip:<bucket>}:attempts    string password-grant and registration attempts of one client IP (or IPv6 /64); TTL = 1 minute
  *   <p>rate:{ip:<bucket>}:failures    string failed attempts of that IP; TTL = RATE_LIMIT_FAILURE_WINDOW
  *   <p>rate:{ip:<bucket>}:registrations string registrations of that IP; TTL = RATE_LIMIT_REGISTRATION_WINDOW
@@ -44,6 +46,8 @@ export interface RedisKeys {
   refreshTokenSecret: string
   /** The revocation feed: a slot of its own on Redis Cluster, written after each revocation's script. */
   revocations: string
+  /** One key per accepted DPoP proof: a single SET NX, so no slot to share. */
+  dpopProof: (jtiHash: string) => string
   /** Both counters of one client IP bucket share a hash tag: one script checks and counts them. */
   ipAttempts: (bucket: string) => string
   ipFailures: (bucket: string) => string
@@ -66,6 +70,7 @@ export function redisKeys (prefix: string): RedisKeys {
     signingKeysChanged: `${prefix}signing-keys:changed`,
     refreshTokenSecret: `${prefix}refresh-token-secret`,
     revocations: revocationStreamKey(prefix),
+    dpopProof: (jtiHash) => `${prefix}dpop-proof:${jtiHash}`,
     ipAttempts: (bucket) => `${prefix}rate:{ip:${bucket}}:attempts`,
     ipFailures: (bucket) => `${prefix}rate:{ip:${bucket}}:failures`,
     ipRegistrations: (bucket) => `${prefix}rate:{ip:${bucket}}:registrations`,

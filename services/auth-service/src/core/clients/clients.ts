@@ -25,6 +25,8 @@ export interface ClientConfig {
   refreshTokenDelivery: RefreshTokenDelivery
   /** Cookie mode: the origins whose pages may use the client, a subset of CORS_ORIGINS; undefined: all of CORS_ORIGINS. */
   allowedOrigins: readonly string[] | undefined
+  /** RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request of the client must carry a DPoP proof. */
+  dpopRequired: boolean
 }
 
 const CLIENT_ID = /^[A-Za-z0-9._~-]{1,128}$/
@@ -46,7 +48,8 @@ const BUILT_IN_CLIENT: ClientConfig = {
   scope: undefined,
   introspection: false,
   refreshTokenDelivery: 'body',
-  allowedOrigins: undefined
+  allowedOrigins: undefined,
+  dpopRequired: false
 }
 
 /** The registered clients by id; none registered (a configuration not read by `loadConfig`): the built-in one. */
@@ -65,10 +68,11 @@ export function parseClients (value: unknown, corsOrigins: readonly string[] = [
   value.forEach((entry: unknown, index) => {
     const where = `CLIENTS[${index}]`
     if (typeof entry !== 'object' || entry === null) throw new SettingError(where, 'must be an object')
-    const { client_id: clientId, client_secret: secret, grant_types: grants, scope, introspection = false, refresh_token_delivery: delivery = 'body', allowed_origins: origins } = entry as Record<string, unknown>
+    const { client_id: clientId, client_secret: secret, grant_types: grants, scope, introspection = false, refresh_token_delivery: delivery = 'body', allowed_origins: origins, dpop_bound_access_tokens: dpopRequired = false } = entry as Record<string, unknown>
     if (typeof clientId !== 'string' || !CLIENT_ID.test(clientId)) throw new SettingError(`${where}.client_id`, 'must be 1-128 characters of A-Z a-z 0-9 . _ ~ -')
     if (secret !== undefined && (typeof secret !== 'string' || secret.length < 16)) throw new SettingError(`${where}.client_secret`, 'must be a string of at least 16 characters')
     if (typeof introspection !== 'boolean') throw new SettingError(`${where}.introspection`, 'must be true or false')
+    if (typeof dpopRequired !== 'boolean') throw new SettingError(`${where}.dpop_bound_access_tokens`, 'must be true or false')
     if (introspection && secret === undefined) throw new SettingError(`${where}.introspection`, 'needs a confidential client (client_secret)')
     // A resource server that only introspects needs no grant of its own.
     if (!Array.isArray(grants) || (grants.length === 0 && !introspection) || !grants.every((grant) => (GRANT_TYPES as readonly unknown[]).includes(grant))) {
@@ -98,7 +102,8 @@ export function parseClients (value: unknown, corsOrigins: readonly string[] = [
       scope: scopes,
       introspection,
       refreshTokenDelivery: delivery as RefreshTokenDelivery,
-      allowedOrigins
+      allowedOrigins,
+      dpopRequired
     })
   })
   return [...clients.values()]

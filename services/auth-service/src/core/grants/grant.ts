@@ -42,6 +42,11 @@ export interface GrantDeps {
   accessTokens: AccessTokenIssuer
 }
 
+/** RFC 9449 §5: an access token bound to the request's DPoP key is of type DPoP; without a proof, Bearer. */
+export function tokenType (context: Pick<RequestContext, 'dpopJkt'>): 'Bearer' | 'DPoP' {
+  return context.dpopJkt === undefined ? 'Bearer' : 'DPoP'
+}
+
 /** The scope a token gets: what was asked for, if it is within what is allowed; else all that is allowed. */
 export function grantScope (requested: string | undefined, allowed: readonly string[]): string[] {
   if (requested === undefined) return [...allowed]
@@ -57,11 +62,11 @@ export function grantScope (requested: string | undefined, allowed: readonly str
  * access token but the successor already issued (`newRefreshToken` false).
  */
 export function sessionTokenResponse (accessTokens: AccessTokenIssuer, grant: GrantType, tokens: SessionTokens, client: ClientConfig, scope: string, context: RequestContext, newRefreshToken = true): IssuedTokens {
-  const access = accessTokens.issue({ sub: tokens.uid, clientId: client.client_id, scope, sid: tokens.sid, username: tokens.username })
+  const access = accessTokens.issue({ sub: tokens.uid, clientId: client.client_id, scope, sid: tokens.sid, username: tokens.username, jkt: context.dpopJkt })
   context.events.issued(grant, 'access_token')
   if (newRefreshToken) context.events.issued(grant, 'refresh_token')
   return {
-    response: { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope },
+    response: { access_token: access.token, token_type: tokenType(context), expires_in: access.expiresIn, scope },
     refreshToken: { token: tokens.refreshToken, expiresAt: tokens.expiresAt }
   }
 }

@@ -33,7 +33,7 @@ export function passwordGrant ({ users, passwords, limits, sessions, accessToken
     }
     const allowed = client.scope === undefined ? user.scopes : user.scopes.filter((scope) => client.scope!.includes(scope))
     const scope = formatScope(grantScope(params.scope, allowed))
-    const session = await sessions.create({ uid: user.id, username: user.username, scope, credentialVersion: user.credentialVersion }, context)
+    const session = await sessions.create({ uid: user.id, username: user.username, scope, credentialVersion: user.credentialVersion, jkt: context.dpopJkt }, context)
     if (session === undefined) {
       // The password was changed, or every session ended, while this one was being verified.
       events.audit('login.failed', { user: user.id, client_id: client.client_id, reason: 'credential_changed' })

@@ -13,7 +13,8 @@ const REFRESH_OUTCOMES: Record<RotateOutcome['outcome'], RefreshOutcome> = {
   grace_exhausted: 'grace_exhausted',
   malformed: 'invalid',
   unknown: 'invalid',
-  wrong_client: 'invalid'
+  wrong_client: 'invalid',
+  dpop_required: 'invalid'
 }
 
 /**
@@ -32,7 +33,7 @@ export function refreshTokenGrant ({ sessions, accessTokens }: GrantDeps): Grant
       if (scopes === undefined) throw new BatonError('BATON_INVALID_SCOPE', 'scope is malformed')
       requested = formatScope(scopes)
     }
-    const result = await sessions.rotate(params.refresh_token, context, requested)
+    const result = await sessions.rotate(params.refresh_token, context, requested, { jkt: context.dpopJkt, required: client.dpopRequired })
     events.refreshed(REFRESH_OUTCOMES[result.outcome])
     switch (result.outcome) {
       case 'rotated':
@@ -42,7 +43,9 @@ export function refreshTokenGrant ({ sessions, accessTokens }: GrantDeps): Grant
       case 'reuse_detected':
         events.audit('refresh.reuse_detected', { user: result.uid, sid: result.sid, client_id: client.client_id, reason: result.reason })
         events.audit('session.revoked', { user: result.uid, sid: result.sid, client_id: client.client_id, reason: 'refresh_token_reuse' })
-        throw new BatonError('BATON_INVALID_GRANT', 'refresh token was already used; the session is revoked')
+        throw new BatonError('BATON_INVALID_GRANT', result.reason === 'missing_dpop_proof' || result.reason === 'other_dpop_key'
+          ? 'refresh token is bound to a DPoP key this request did not prove; the session is revoked'
+          : 'refresh token was already used; the session is revoked')
       case 'grace_exhausted':
         events.audit('refresh.grace_exhausted', { user: result.uid, sid: result.sid, client_id: client.client_id })
         throw new BatonError('BATON_GRACE_RETRIES_SPENT', 'refresh token was already used and retried too often; use the refresh token an earlier answer returned')
@@ -50,6 +53,8 @@ export function refreshTokenGrant ({ sessions, accessTokens }: GrantDeps): Grant
         throw new BatonError('BATON_INVALID_SCOPE', 'scope exceeds the session\'s scope')
       case 'expired':
         throw new BatonError('BATON_INVALID_GRANT', 'the session has expired')
+      case 'dpop_required':
+        throw new BatonError('BATON_INVALID_DPOP_PROOF', 'this client must send a DPoP proof')
       default:
         throw new BatonError('BATON_INVALID_GRANT', 'refresh token is not valid')
     }

@@ -29,6 +29,15 @@ export interface NewSession {
   scope: string
   /** The user's credential version read with the password hash the login was verified against. */
   credentialVersion: number
+  /** RFC 7638 thumbprint of the DPoP key the login proved: the session's refresh tokens are bound to it. */
+  jkt?: string | undefined
+}
+
+/** The DPoP side of a refresh: the key the request proved, and whether the client must prove one. */
+export interface RefreshProof {
+  /** RFC 7638 thumbprint of the proof's key; undefined: the request carried no proof. */
+  jkt: string | undefined
+  required: boolean
 }
 
 export interface SessionTokens {
@@ -47,14 +56,14 @@ export interface SessionTokens {
  * retry, or inside the window from another network or user agent than the
  * rotation it repeats.
  */
-export type ReuseReason = 'spent_token' | 'other_network' | 'other_user_agent'
+export type ReuseReason = 'spent_token' | 'other_network' | 'other_user_agent' | 'missing_dpop_proof' | 'other_dpop_key'
 
 export type RotateOutcome =
   | ({ outcome: 'rotated' | 'grace_retry' } & SessionTokens)
   | { outcome: 'reuse_detected', uid: string, sid: string, reason: ReuseReason }
-  | { outcome: 'malformed' | 'unknown' | 'wrong_client' | 'expired' | 'invalid_scope' | 'grace_exhausted', uid?: string, sid?: string }
+  | { outcome: 'malformed' | 'unknown' | 'wrong_client' | 'expired' | 'invalid_scope' | 'grace_exhausted' | 'dpop_required', uid?: string, sid?: string }
 
-const REUSE_REASONS = new Set<string>(['spent_token', 'other_network', 'other_user_agent'])
+const REUSE_REASONS = new Set<string>(['spent_token', 'other_network', 'other_user_agent', 'missing_dpop_proof', 'other_dpop_key'])
 
 /**
  * The client instance a grace retry must come from: the same network (an
@@ -135,7 +144,8 @@ export class SessionStore {
       'scope', session.scope,
       'username', session.username,
       'user_agent', context.userAgent.slice(0, MAX_USER_AGENT),
-      'ip', context.ip
+      'ip', context.ip,
+      ...(session.jkt === undefined ? [] : ['jkt', session.jkt])
     ]
     const evicted = await this.#withDeclaredSessions(session.uid, [], async (declared) => await this.#write<string[]>((redis) => redis.batonCreateSession(
       3 + declared.length, this.#keys.session(session.uid, sid), this.#keys.sessionIndex(session.uid), this.#keys.user(session.uid), ...this.#sessionKeys(session.uid, declared),
@@ -150,9 +160,11 @@ export class SessionStore {
    * Exchanges a refresh token for its successor in one round trip. A retry of
    * the just-rotated token inside the grace window, from the client instance
    * that rotated it, gets the same successor back, a bounded number of times;
-   * any other reuse ends the session.
+   * any other reuse ends the session. A session bound to a DPoP key
+   * rotates only with a proof of that key (`proof`); without one, or with
+   * another key's, it ends.
    */
-  async rotate (refreshToken: string, context: Requester, requestedScope = ''): Promise<RotateOutcome> {
+  async rotate (refreshToken: string, context: Requester, requestedScope = '', proof: RefreshProof = { jkt: undefined, required: false }): Promise<RotateOutcome> {
     const presented = this.#codec.parse(refreshToken)
     if (presented === undefined) return { outcome: 'malformed' }
     const { uid, sid } = presented
@@ -164,7 +176,8 @@ export class SessionStore {
       presented.hash, successor.hash, sealed, this.#now(),
       this.#lifetimes.idleMs, this.#lifetimes.graceMs, context.clientId, sid,
       context.userAgent.slice(0, MAX_USER_AGENT), context.ip, requestedScope, this.#deadline(),
-      instance.network, instance.userAgent, this.#lifetimes.graceRetries
+      instance.network, instance.userAgent, this.#lifetimes.graceRetries,
+      proof.jkt ?? '', proof.required ? '1' : '0'
     ))
     const [outcome, value, scope = '', username = '', graceExpiry] = reply
     if (outcome === 'rotated') {
@@ -179,7 +192,7 @@ export class SessionStore {
       await this.#feed?.sessionsEnded(uid, [sid])
       return { outcome, uid, sid, reason: value as ReuseReason }
     }
-    if (outcome === 'unknown' || outcome === 'wrong_client' || outcome === 'expired' || outcome === 'invalid_scope' || outcome === 'grace_exhausted') {
+    if (outcome === 'unknown' || outcome === 'wrong_client' || outcome === 'expired' || outcome === 'invalid_scope' || outcome === 'grace_exhausted' || outcome === 'dpop_required') {
       return { outcome, uid, sid }
     }
     throw new Error(`unexpected reply from rotate-refresh: ${String(outcome)}`)
@@ -221,11 +234,11 @@ export class SessionStore {
   }
 
   /** RFC 7662 view of a refresh token: its session's data if it is the session's current token. */
-  async introspectRefreshToken (refreshToken: string): Promise<{ uid: string, sid: string, clientId: string, scope: string, username: string, exp: number, iat: number } | undefined> {
+  async introspectRefreshToken (refreshToken: string): Promise<{ uid: string, sid: string, clientId: string, scope: string, username: string, exp: number, iat: number, jkt?: string } | undefined> {
     const parsed = this.#codec.parse(refreshToken)
     if (parsed === undefined) return undefined
-    const [current, clientId, scope, username, idleExpiry, absoluteExpiry, issuedAt, createdAt] = await storage(this.#redis.hmget(
-      this.#keys.session(parsed.uid, parsed.sid), 'cur', 'client_id', 'scope', 'username', 'exp', 'abs_exp', 'prev_at', 'created_at'))
+    const [current, clientId, scope, username, idleExpiry, absoluteExpiry, issuedAt, createdAt, jkt] = await storage(this.#redis.hmget(
+      this.#keys.session(parsed.uid, parsed.sid), 'cur', 'client_id', 'scope', 'username', 'exp', 'abs_exp', 'prev_at', 'created_at', 'jkt'))
     const now = this.#now()
     if (current !== parsed.hash || clientId == null || idleExpiry == null || absoluteExpiry == null) return undefined
     const expiry = Math.min(Number(idleExpiry), Number(absoluteExpiry))
@@ -237,7 +250,8 @@ export class SessionStore {
       scope: scope ?? '',
       username: username ?? '',
       exp: Math.floor(expiry / 1000),
-      iat: Math.floor(Number(issuedAt ?? createdAt) / 1000)
+      iat: Math.floor(Number(issuedAt ?? createdAt) / 1000),
+      ...(jkt == null ? {} : { jkt })
     }
   }
 

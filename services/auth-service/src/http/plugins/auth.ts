@@ -12,6 +12,10 @@ import { RateLimiter } from '../../core/accounts/rate-limits.js'
 import { DeviceTokenCodec } from '../../core/sessions/device-token.js'
 import { RefreshTokenCodec } from '../../core/sessions/refresh-token-codec.js'
 import { SessionStore } from '../../core/sessions/session-store.js'
+import type { DpopNonces, DpopReplayCache } from '@baton/verifier/dpop'
+import { sharedDpopNonces } from '../../core/dpop/nonces.js'
+import { RedisDpopReplayCache } from '../../core/dpop/replay-cache.js'
+import { TokenRequestProofs } from '../../core/dpop/token-request-proof.js'
 import type { AuthMetrics } from '../../observability/metrics.js'
 
 /** The auth-service's domain objects, built once per app; routes reach them as `app.auth`. */
@@ -28,6 +32,12 @@ export interface Auth {
   accessTokens: AccessTokenIssuer
   /** The token endpoint's dispatch table. */
   grants: Grants
+  /** The token endpoint's DPoP proofs (RFC 9449). */
+  dpop: TokenRequestProofs
+  /** Where every DPoP proof the service accepts is remembered, the token endpoint's and its own routes' alike. */
+  dpopReplay: DpopReplayCache
+  /** The server nonces every proof must carry, when DPOP_NONCE is required. */
+  dpopNonces: DpopNonces | undefined
   metrics: AuthMetrics
 }
 
@@ -62,6 +72,9 @@ export const authPlugin = fp(async function auth (app: FastifyInstance, opts: Au
     deviceTokens: new DeviceTokenCodec(refreshTokenSecret, config.RATE_LIMIT_KNOWN_CLIENT_TTL),
     now
   })
+  // Derived from the refresh-token secret: every instance issues and accepts the same nonces.
+  const dpopNonces = config.DPOP_NONCE === 'required' ? sharedDpopNonces(refreshTokenSecret, config.DPOP_NONCE_LIFETIME, now) : undefined
+  const dpopReplay = new RedisDpopReplayCache(app.redis, keys, now)
   const accessTokens = createAccessTokenIssuer({ keyring: app.keyring, issuer: config.ISSUER, audience: config.AUDIENCE, ttlSeconds: config.ACCESS_TOKEN_TTL, now })
   app.decorate('auth', {
     clock: now,
@@ -73,6 +86,17 @@ export const authPlugin = fp(async function auth (app: FastifyInstance, opts: Au
     limits,
     accessTokens,
     grants: createGrants({ users, passwords, sessions, limits, accessTokens }),
+    dpop: new TokenRequestProofs({
+      tokenEndpoint: `${config.ISSUER}/oauth/token`,
+      algorithms: config.DPOP_SIGNING_ALGS,
+      maxAgeSeconds: config.DPOP_PROOF_MAX_AGE,
+      clockSkewSeconds: config.CLOCK_SKEW,
+      nonces: dpopNonces,
+      replay: dpopReplay,
+      now
+    }),
+    dpopReplay,
+    dpopNonces,
     metrics: opts.metrics
   } satisfies Auth)
 }, { name: 'baton-auth', fastify: '5.x', dependencies: ['baton-redis', 'baton-keyring', 'baton-revocation-feed'] })

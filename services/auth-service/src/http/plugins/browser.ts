@@ -10,8 +10,8 @@ export interface BrowserPluginOptions {
 
 // What a page sends: a Bearer token or a DPoP proof, a JSON or form body, and cookie mode's CSRF header.
 const ALLOWED_HEADERS = ['authorization', 'content-type', 'x-baton-client', 'dpop']
-// What a page must be able to read from an answer: when to come back, and why a token was refused.
-const EXPOSED_HEADERS = ['retry-after', 'www-authenticate']
+// What a page must be able to read from an answer: when to come back, why a token was refused, and the DPoP nonce to sign next.
+const EXPOSED_HEADERS = ['retry-after', 'www-authenticate', 'dpop-nonce']
 // Seconds a browser may reuse a preflight's answer (Chromium caps it at 7200).
 const PREFLIGHT_MAX_AGE = 600
 const NO_CORS: FastifyCorsOptions = { origin: false }

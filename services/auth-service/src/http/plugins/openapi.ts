@@ -20,6 +20,11 @@ export function authOpenApiOptions (config: Pick<Config, 'ISSUER'>): OpenApiOpti
         bearerFormat: 'JWT',
         description: 'A Baton access token (`typ: at+jwt`) from `POST /oauth/token`'
       },
+      dpopAuth: {
+        type: 'http',
+        scheme: 'DPoP',
+        description: 'A DPoP-bound Baton access token (`token_type: DPoP`, RFC 9449) as `Authorization: DPoP <token>`, with a `DPoP` proof of its key for this method and URL (`ISSUER` + the path) that carries `ath`. Such a token sent as Bearer is refused'
+      },
       clientBasic: {
         type: 'http',
         scheme: 'basic',

@@ -7,7 +7,7 @@ import { TokenParameterSchema, liveAccessToken, looksLikeJwt, noStore } from '..
 
 const IntrospectionResponseSchema = Type.Object({
   active: Type.Boolean(),
-  token_type: Type.Optional(Type.String({ description: '`Bearer` for access tokens, `refresh_token` for refresh tokens' })),
+  token_type: Type.Optional(Type.String({ description: '`Bearer` or `DPoP` (bound to a key) for access tokens, `refresh_token` for refresh tokens' })),
   sub: Type.Optional(Type.String()),
   scope: Type.Optional(Type.String()),
   client_id: Type.Optional(Type.String()),
@@ -17,7 +17,8 @@ const IntrospectionResponseSchema = Type.Object({
   jti: Type.Optional(Type.String()),
   sid: Type.Optional(Type.String()),
   iss: Type.Optional(Type.String()),
-  aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())]))
+  aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+  cnf: Type.Optional(Type.Object({ jkt: Type.String() }, { description: 'RFC 9449 §6.2: the thumbprint of the DPoP key the token is bound to' }))
 })
 
 export default async function introspectRoutes (app: FastifyInstance): Promise<void> {
@@ -53,7 +54,8 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
         exp: session.exp,
         iat: session.iat,
         sid: session.sid,
-        iss: app.config.ISSUER
+        iss: app.config.ISSUER,
+        ...(session.jkt === undefined ? {} : { cnf: { jkt: session.jkt } })
       }
     }
 
@@ -61,7 +63,7 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
     if (claims === undefined) return { active: false }
     return {
       active: true,
-      token_type: 'Bearer',
+      token_type: claims.cnf === undefined ? 'Bearer' : 'DPoP',
       sub: claims.sub,
       scope: claims.scope,
       client_id: claims.client_id,
@@ -71,7 +73,8 @@ export default async function introspectRoutes (app: FastifyInstance): Promise<v
       jti: claims.jti,
       ...(claims.sid === undefined ? {} : { sid: claims.sid }),
       iss: claims.iss,
-      aud: claims.aud
+      aud: claims.aud,
+      ...(claims.cnf === undefined ? {} : { cnf: { jkt: claims.cnf.jkt } })
     }
   })
 }

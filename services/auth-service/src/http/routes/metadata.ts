@@ -25,7 +25,8 @@ export const AuthorizationServerMetadataSchema = Type.Object({
   introspection_endpoint_auth_methods_supported: Type.Optional(Strings('Confidential clients marked `introspection` only')),
   scopes_supported: Strings('DEFAULT_SCOPES and every scope a registered client may be granted'),
   response_types_supported: Type.Array(Type.String(), { maxItems: 0, description: 'Empty: there is no authorization endpoint' }),
-  service_documentation: Url('The OpenAPI description of this service, browsable')
+  service_documentation: Url('The OpenAPI description of this service, browsable'),
+  dpop_signing_alg_values_supported: Strings('RFC 9449 §5.1: the algorithms a DPoP proof may be signed with (`DPOP_SIGNING_ALGS`)')
 })
 export type AuthorizationServerMetadata = Static<typeof AuthorizationServerMetadataSchema>
 
@@ -39,7 +40,7 @@ export type AuthorizationServerMetadata = Static<typeof AuthorizationServerMetad
  * client authentication); and any access-token algorithm list, which
  * RFC 8414 does not define: each JWK in `jwks_uri` names its `alg`.
  */
-export function authorizationServerMetadata (config: Pick<Config, 'ISSUER' | 'DEFAULT_SCOPES'>, clients: Iterable<ClientConfig>): AuthorizationServerMetadata {
+export function authorizationServerMetadata (config: Pick<Config, 'ISSUER' | 'DEFAULT_SCOPES' | 'DPOP_SIGNING_ALGS'>, clients: Iterable<ClientConfig>): AuthorizationServerMetadata {
   const registered = [...clients]
   const issuer = config.ISSUER
   const anyPublic = registered.some((client) => client.secretHash === undefined)
@@ -63,7 +64,8 @@ export function authorizationServerMetadata (config: Pick<Config, 'ISSUER' | 'DE
     revocation_endpoint_auth_methods_supported: clientAuthMethods,
     scopes_supported: [...scopes].sort(),
     response_types_supported: [],
-    service_documentation: `${issuer}${OPENAPI_UI_PATH}`
+    service_documentation: `${issuer}${OPENAPI_UI_PATH}`,
+    dpop_signing_alg_values_supported: [...config.DPOP_SIGNING_ALGS]
   }
 }
 

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
-import { eventsOf, noStore, requireUserSession } from '../route-helpers.js'
+import { ACCESS_TOKEN_SECURITY, eventsOf, noStore, requireUserSession } from '../route-helpers.js'
 import { clearRefreshCookie } from '../refresh-cookie.js'
 
 const SessionSchema = Type.Object({
@@ -37,7 +37,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
     schema: {
       description: 'The caller\'s live sessions',
       tags: ['sessions'],
-      security: [{ bearerAuth: [] }],
+      security: ACCESS_TOKEN_SECURITY,
       response: { 200: Type.Object({ sessions: Type.Array(SessionSchema) }), ...Errors }
     }
   }, async (request) => {
@@ -49,7 +49,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
     schema: {
       description: 'End one of the caller\'s sessions. Ending its own session from a cookie-mode client clears the refresh-token cookie.',
       tags: ['sessions'],
-      security: [{ bearerAuth: [] }],
+      security: ACCESS_TOKEN_SECURITY,
       params: Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{22}$' }) }),
       response: { 204: Type.Null(), ...Errors }
     }
@@ -66,7 +66,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
     schema: {
       description: 'End all of the caller\'s sessions ("log out everywhere"). A login whose password was verified before this creates no session after it (`400 invalid_grant`). From a cookie-mode client, the answer clears the refresh-token cookie.',
       tags: ['sessions'],
-      security: [{ bearerAuth: [] }],
+      security: ACCESS_TOKEN_SECURITY,
       response: { 204: Type.Null(), ...Errors }
     }
   }, async (request, reply) => {

@@ -21,9 +21,20 @@ const TokenRequestSchema = Type.Object({
   device_token: field(128, 'password grant: the `device_token` of an earlier login to this account; its failed logins then count against a budget of its own, which other clients cannot lock')
 })
 
+const TokenRequestHeadersSchema = Type.Object({
+  ...CookieRequestHeadersSchema.properties,
+  // No maxLength: a proof too long is refused as invalid_dpop_proof, like any other bad proof.
+  dpop: Type.Optional(Type.String({ description: 'A DPoP proof (RFC 9449 §4) for `POST` and this endpoint\'s URL (`ISSUER` + `/oauth/token`): the tokens issued are bound to its key. Required for clients registered with `dpop_bound_access_tokens`, and for refreshing a session whose login carried one' }))
+})
+
 /** RFC 6749 token endpoint: authenticate the client, pick the grant its request names, answer what the grant returns. */
 export default async function tokenRoutes (app: FastifyInstance): Promise<void> {
   app.addHook('onSend', noStore)
+  // RFC 9449 §8.2: every answer, errors included, carries the nonce the next proof should hold.
+  app.addHook('onSend', async (_request, reply) => {
+    const nonce = app.auth.dpop.nonce()
+    if (nonce !== undefined) reply.header('dpop-nonce', nonce)
+  })
   app.withTypeProvider<TypeBoxTypeProvider>().post('/oauth/token', {
     schema: {
       description: 'RFC 6749 token endpoint: password, refresh_token and client_credentials grants. Answers carry `Cache-Control: no-store`. The password grant is rate limited per account and per client IP: `429 slow_down` with `Retry-After` (seconds), whatever the password. A client that logged in to the account before (its `device_token`, or the address of a successful login) has a failure budget of its own that other clients cannot lock.\n\n' +
@@ -33,14 +44,18 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
       security: [{}, { clientBasic: [] }],
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: TokenRequestSchema,
-      headers: CookieRequestHeadersSchema,
+      headers: TokenRequestHeadersSchema,
       response: { 200: TokenResponseSchema, '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
     }
   }, async (request, reply) => {
     const client = authenticateClient(request.headers.authorization, request.body, app.auth.clients)
     const grant = grantFor(app.auth.grants, request.body.grant_type, client)
     const context = requestContext(request, client.client_id)
-    const issue = async (params: TokenParameters): Promise<IssuedTokens> => await grant(client, params, context)
+    // The proof is checked (and its jti stored) only once a cookie-mode request passed its CSRF check.
+    const issue = async (params: TokenParameters): Promise<IssuedTokens> => {
+      const proof = await app.auth.dpop.check(request.headers.dpop, client, request.body.grant_type)
+      return await grant(client, params, { ...context, dpopJkt: proof?.jkt })
+    }
     if (client.refreshTokenDelivery === 'cookie') return await cookieTokenRequest(request, reply, client, request.body, issue)
     return deliverTokens(reply, client, await issue(request.body))
   })

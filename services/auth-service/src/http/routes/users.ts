@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
 import { changePassword } from '../../core/accounts/password-change.js'
 import { registerUser } from '../../core/accounts/registration.js'
-import { eventsOf, requestContext, requireUserSession } from '../route-helpers.js'
+import { ACCESS_TOKEN_SECURITY, eventsOf, requestContext, requireUserSession } from '../route-helpers.js'
 
 // Letters (with their combining marks, which many scripts cannot be written
 // without) and digits of any script plus . _ @ + -: room for e-mail addresses,
@@ -59,7 +59,7 @@ export default async function userRoutes (app: FastifyInstance): Promise<void> {
     schema: {
       description: 'Change the caller\'s password; ends every other session, and the current one unless kept. A login verified with the old password creates no session from then on (`400 invalid_grant`), however long its password check took.',
       tags: ['users'],
-      security: [{ bearerAuth: [] }],
+      security: ACCESS_TOKEN_SECURITY,
       body: ChangePasswordSchema,
       response: { 204: Type.Null(), '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
     }
