@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 /** An OpenAPI security scheme that routes name in `schema.security`. */
 export interface HttpSecurityScheme {
   type: 'http'
-  scheme: 'bearer' | 'basic' | 'DPoP'
+  scheme: 'bearer' | 'basic' | 'dpop'
   bearerFormat?: string
   description?: string
 }

@@ -21,7 +21,7 @@ export function fuzzOptions (numRuns: number): { numRuns: number, seed?: number 
 }
 
 /** The claim names a Baton access token may carry. */
-export const CLAIM_NAMES = ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'sid', 'username'] as const
+export const CLAIM_NAMES = ['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'client_id', 'scope', 'sid', 'username', 'cnf'] as const
 
 export interface Expectations {
   issuer: string
@@ -29,7 +29,7 @@ export interface Expectations {
   skewS: number
 }
 
-/** What RFC 9068 and Baton demand of a claim set, written out independently of the verifier. */
+/** What RFC 9068 and Baton demand of a claim set sent as a Bearer token, written out independently of the verifier. */
 export function acceptableClaims (payload: Record<string, unknown>, nowS: number, { issuer, audience, skewS }: Expectations): boolean {
   const int = (value: unknown): value is number => Number.isSafeInteger(value)
   const text = (value: unknown): value is string => typeof value === 'string'
@@ -40,7 +40,9 @@ export function acceptableClaims (payload: Record<string, unknown>, nowS: number
     text(payload.client_id) && text(payload.scope) &&
     int(payload.exp) && nowS <= payload.exp + skewS && int(payload.iat) && payload.iat <= nowS + skewS &&
     (payload.nbf === undefined || (int(payload.nbf) && nowS >= payload.nbf - skewS)) &&
-    (payload.sid === undefined || text(payload.sid)) && (payload.username === undefined || text(payload.username))
+    (payload.sid === undefined || text(payload.sid)) && (payload.username === undefined || text(payload.username)) &&
+    // RFC 9449 §7.2: a token bound to a key (cnf) is no bearer token.
+    payload.cnf === undefined
 }
 
 /**

@@ -56,8 +56,9 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     await app.register(cors, {
       origin: (origin, callback) => { callback(null, origin !== undefined && allowed.has(origin) ? origin : false) },
       methods: ['GET', 'HEAD'],
-      allowedHeaders: ['authorization'],
-      exposedHeaders: ['www-authenticate'],
+      allowedHeaders: ['authorization', 'dpop'],
+      // DPoP-Nonce: a page's client reads the server's nonce from a use_dpop_nonce answer.
+      exposedHeaders: ['www-authenticate', 'dpop-nonce'],
       maxAge: 600
     })
   }
@@ -101,6 +102,9 @@ export async function buildApp (config: Config, deps: Deps = {}): Promise<Fastif
     ...(deps.now === undefined ? {} : { now: deps.now }),
     // Synchronous and in memory: a revoked token costs no Redis call, and neither does a valid one.
     ...(feed === undefined ? {} : { isRevoked: feed.isRevoked }),
+    // Bearer and DPoP-bound tokens both; each instance remembers the proofs it has seen.
+    dpop: true,
+    ...(config.PUBLIC_URL === undefined ? {} : { publicUrl: config.PUBLIC_URL }),
     onRefused: countVerifyFailures(app)
   })
 

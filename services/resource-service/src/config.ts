@@ -12,6 +12,8 @@ export interface Config extends CommonConfig {
   REDIS: RedisTarget | undefined
   /** Web origins whose pages may call the API from a browser (CORS); empty: none, the API answers browsers of its own origin only. */
   CORS_ORIGINS: readonly string[]
+  /** The URL clients call the API at, which DPoP proofs name; undefined: worked out from each request's Host header. */
+  PUBLIC_URL: string | undefined
 }
 
 /**
@@ -33,8 +35,19 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>): 
     JWKS_MIN_REFETCH_INTERVAL: read.duration('JWKS_MIN_REFETCH_INTERVAL', '10s', 1, 3600),
     REDIS_URL: redis?.mode === 'standalone' ? redis.url : undefined,
     REDIS: redis,
-    CORS_ORIGINS: readOrigins(read, 'CORS_ORIGINS')
+    CORS_ORIGINS: readOrigins(read, 'CORS_ORIGINS'),
+    PUBLIC_URL: readPublicUrl(read, 'PUBLIC_URL')
   })
+}
+
+/** An http(s) URL without query or fragment, for the `htu` of DPoP proofs; unset: undefined. */
+function readPublicUrl (read: EnvReader, name: string): string | undefined {
+  if (read.raw(name) === undefined) return undefined
+  const url = new URL(read.url(name, '', ['http:', 'https:']))
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    throw new ConfigError(name, 'must be the URL clients call the API at, such as https://api.example.com, without credentials, query or fragment')
+  }
+  return url.href.replace(/\/$/, '')
 }
 
 /** A comma-separated list of web origins (`https://app.example.com`, `http://localhost:3000`), as the auth-service reads its own CORS_ORIGINS. */

@@ -2,6 +2,7 @@ import t from 'tap'
 import { freePort, startRedis } from '@baton/test-redis'
 import { buildApp as buildAuth, loadConfig as loadAuthConfig } from '@baton/auth-service'
 import { buildApp as buildResource, loadConfig as loadResourceConfig } from '../src/app.js'
+import { BARE_CHALLENGES } from './helper.js'
 
 // Both services on real sockets, the resource-service knowing the
 // auth-service only by its JWKS URL: the README's walk-through, asserted.
@@ -68,5 +69,5 @@ t.test('register, log in, call the API, refresh, replay: end to end', async (t) 
 
   const noToken = await fetch(`${api}/me`)
   t.equal(noToken.status, 401)
-  t.equal(noToken.headers.get('www-authenticate'), 'Bearer realm="baton"')
+  t.equal(noToken.headers.get('www-authenticate'), BARE_CHALLENGES)
 })

@@ -1,5 +1,6 @@
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { DPOP_ALGORITHMS } from '@baton/verifier/dpop'
 import { buildApp, loadConfig, type Config } from '../src/app.js'
 import {
   AUDIENCE, ISSUER, generateTestKey, startJwksServer, testClock,
@@ -8,6 +9,9 @@ import {
 
 // One set of key, token and JWKS helpers for the verifier's tests and ours.
 export * from '../../../packages/verifier/test/helper.js'
+
+/** What a request without credentials is told: Bearer or DPoP, with the proof algorithms accepted. */
+export const BARE_CHALLENGES = `Bearer realm="baton", DPoP realm="baton", algs="${DPOP_ALGORITHMS.join(' ')}"`
 
 export interface TestContext {
   app: FastifyInstance

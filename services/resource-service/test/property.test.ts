@@ -6,13 +6,13 @@ import t from 'tap'
 import fc from 'fast-check'
 import { acceptableClaims, applyEdit, claimEdits, fuzzOptions, headerValue, mutation } from '../../../packages/verifier/test/arbitraries.js'
 import type { LightMyRequestResponse } from 'fastify'
-import { setup, claims, signToken, craftToken, signInput, ISSUER, AUDIENCE } from './helper.js'
+import { setup, claims, signToken, craftToken, signInput, ISSUER, AUDIENCE, BARE_CHALLENGES } from './helper.js'
 
 const RUNS = 300
 const options = fuzzOptions(RUNS)
 const SKEW_S = 5
 
-/** A 2xx, or a 4xx whose body and challenge agree on an RFC 6750 error; anything else is a defect. */
+/** A 2xx, or a 4xx whose body and challenge agree on an RFC 6750 (or RFC 9449) error; anything else is a defect. */
 function wellFormed (response: LightMyRequestResponse): string | undefined {
   const { statusCode: status } = response
   if (status >= 500) return `${status} ${response.body.slice(0, 200)}`
@@ -21,18 +21,21 @@ function wellFormed (response: LightMyRequestResponse): string | undefined {
   try { body = response.json() } catch { return `${status} with a body that is not JSON` }
   if (status === 404 || status === 405 || status === 415 || status === 413) return typeof body.error === 'string' ? undefined : `${status} without an error code`
   const challenge = String(response.headers['www-authenticate'] ?? '')
-  if (!challenge.startsWith('Bearer realm="baton"')) return `${status} without a Bearer challenge`
+  if (!challenge.startsWith('Bearer realm="baton"') && !challenge.startsWith('DPoP realm="baton"')) return `${status} without a Bearer or DPoP challenge`
   // RFC 6750 §3.1: no credentials, no error code; otherwise the body and the challenge name the same one.
-  if (body.error === undefined) return status === 401 && challenge === 'Bearer realm="baton"' ? undefined : `${status} without an error code`
+  if (body.error === undefined) return status === 401 && challenge === BARE_CHALLENGES ? undefined : `${status} without an error code`
   if (!challenge.includes(`error="${String(body.error)}"`)) return `${status}: body says ${String(body.error)}, challenge says ${challenge}`
-  const expected: Record<string, number> = { invalid_request: 400, invalid_token: 401, insufficient_scope: 403 }
+  const expected: Record<string, number> = { invalid_request: 400, invalid_token: 401, insufficient_scope: 403, invalid_dpop_proof: 401, use_dpop_nonce: 401 }
   return expected[String(body.error)] === status ? undefined : `${status} with error ${String(body.error)}`
 }
 
 t.test('any Authorization header: 200 only for the genuine token, else a well-formed 4xx', async (t) => {
   const { app, keys: [ed] } = await setup(t)
   const token = signToken(ed!, claims())
-  const authorization = fc.oneof(headerValue(300), headerValue(300).map((value) => `Bearer ${value}`), mutation(token).map((value) => `Bearer ${value}`))
+  const authorization = fc.oneof(
+    headerValue(300), headerValue(300).map((value) => `Bearer ${value}`), mutation(token).map((value) => `Bearer ${value}`),
+    headerValue(300).map((value) => `DPoP ${value}`), mutation(token).map((value) => `DPoP ${value}`)
+  )
   await fc.assert(fc.asyncProperty(fc.constantFrom('/me', '/reports'), authorization, async (url, value) => {
     const response = await app.inject({ url, headers: { authorization: value } })
     const defect = wellFormed(response)

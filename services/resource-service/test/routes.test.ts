@@ -4,7 +4,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { createStaticKeySource } from '@baton/verifier'
 import { buildApp, loadConfig } from '../src/app.js'
 import {
-  AUDIENCE, claims, craftToken, generateTestKey, hmacInput, setup, signInput, signToken
+  AUDIENCE, BARE_CHALLENGES, claims, craftToken, generateTestKey, hmacInput, setup, signInput, signToken
 } from './helper.js'
 
 async function get (app: FastifyInstance, url: string, authorization?: string): Promise<LightMyRequestResponse> {
@@ -70,12 +70,12 @@ t.test('GET /reports needs the reports:read scope', async (t) => {
   t.equal(refused.headers['cache-control'], 'no-store')
 })
 
-t.test('no credentials, or another scheme: 401 with a bare challenge', async (t) => {
+t.test('no credentials, or another scheme: 401 with bare Bearer and DPoP challenges', async (t) => {
   const { app } = await setup(t)
   for (const [url, authorization] of [['/me', undefined], ['/me', 'Basic dXNlcjpwYXNz'], ['/reports', undefined], ['/reports', 'Basic xxx'], ['/me', '']] as const) {
     const response = await get(app, url, authorization)
     t.equal(response.statusCode, 401, `${url} ${authorization}`)
-    t.equal(response.headers['www-authenticate'], 'Bearer realm="baton"', 'no error parameter (RFC 6750 §3.1)')
+    t.equal(response.headers['www-authenticate'], BARE_CHALLENGES, 'no error parameter (RFC 6750 §3.1), and the DPoP scheme offered (RFC 9449 §7.1)')
     t.same(response.json(), { error_description: 'an access token is required' })
     t.equal(response.headers['cache-control'], 'no-store')
   }

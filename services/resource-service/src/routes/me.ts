@@ -18,7 +18,7 @@ export default async function meRoutes (app: FastifyInstance): Promise<void> {
     schema: {
       description: 'The caller, as the access token describes them',
       tags: ['resource'],
-      security: [{ bearerAuth: [] }],
+      security: [{ bearerAuth: [] }, { dpopAuth: [] }],
       response: { 200: MeSchema, 400: ErrorResponseSchema, 401: ErrorResponseSchema }
     }
   }, async (request): Promise<Me> => {

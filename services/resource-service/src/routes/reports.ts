@@ -29,7 +29,7 @@ export default async function reportRoutes (app: FastifyInstance): Promise<void>
     schema: {
       description: `The reports; needs the scope ${REPORTS_SCOPE}`,
       tags: ['resource'],
-      security: [{ bearerAuth: [REPORTS_SCOPE] }],
+      security: [{ bearerAuth: [REPORTS_SCOPE] }, { dpopAuth: [REPORTS_SCOPE] }],
       response: { 200: ReportListSchema, 400: ErrorResponseSchema, 401: ErrorResponseSchema, 403: ErrorResponseSchema }
     }
   }, async (): Promise<ReportList> => ({ reports: REPORTS }))
