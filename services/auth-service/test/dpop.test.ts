@@ -5,6 +5,7 @@ import t from 'tap'
 import { createHash, randomUUID } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose'
+import { loadConfig } from '../src/app.js'
 import { decodeJwt, keysWithTtl, register, setup, type TestContext, type Tokens } from './helper.js'
 
 const BROWSER = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
@@ -470,4 +471,22 @@ t.test('the auth-service\'s own routes: a DPoP-bound access token needs its key 
     t.equal(response.statusCode, 401, name)
     t.match(response.headers['www-authenticate'], /^DPoP /, `${name}: a DPoP challenge`)
   }
+})
+
+t.test('the DPoP settings are checked at start-up, each bad one named in one line', async (t) => {
+  const refused: Array<[Record<string, string>, RegExp]> = [
+    [{ DPOP_SIGNING_ALGS: 'ES256 HS256' }, /^DPOP_SIGNING_ALGS must list some of ES256, ES384, EdDSA, Ed25519, PS256, RS256, not "HS256"/],
+    [{ DPOP_SIGNING_ALGS: 'none' }, /^DPOP_SIGNING_ALGS .*not "none"/],
+    [{ DPOP_SIGNING_ALGS: ' , ' }, /^DPOP_SIGNING_ALGS must list some of/],
+    [{ DPOP_PROOF_MAX_AGE: '10m' }, /^DPOP_PROOF_MAX_AGE must be a duration from 1s to 300s/],
+    [{ DPOP_PROOF_MAX_AGE: '0' }, /^DPOP_PROOF_MAX_AGE/],
+    [{ DPOP_NONCE: 'yes' }, /^DPOP_NONCE/],
+    [{ DPOP_NONCE_LIFETIME: '1s' }, /^DPOP_NONCE_LIFETIME/],
+    [{ CLIENTS: JSON.stringify([{ client_id: 'app', grant_types: ['password'], dpop_bound_access_tokens: 'yes' }]) }, /^CLIENTS\[0\]\.dpop_bound_access_tokens must be true or false/]
+  ]
+  for (const [env, message] of refused) t.throws(() => loadConfig(env), message, JSON.stringify(env))
+  const config = loadConfig({ DPOP_SIGNING_ALGS: 'EdDSA,ES256 ES256', DPOP_NONCE: 'required', DPOP_NONCE_LIFETIME: '2m', DPOP_PROOF_MAX_AGE: '30s' })
+  t.same(config.DPOP_SIGNING_ALGS, ['EdDSA', 'ES256'], 'commas or spaces, duplicates once')
+  t.match(config, { DPOP_NONCE: 'required', DPOP_NONCE_LIFETIME: 120, DPOP_PROOF_MAX_AGE: 30 })
+  t.match(loadConfig({}), { DPOP_NONCE: 'off', DPOP_PROOF_MAX_AGE: 60, DPOP_NONCE_LIFETIME: 300 }, 'the defaults')
 })
