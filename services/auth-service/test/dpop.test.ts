@@ -174,7 +174,10 @@ t.test('a replayed proof is refused, by this instance and by another on the same
     t.equal(replayed.statusCode, 400, name)
     t.match(replayed.json(), { error: 'invalid_dpop_proof', error_description: /used before/ }, `${name}: invalid_dpop_proof`)
   }
-  t.same(events(context, 'refresh.reuse_detected'), [], 'a refused proof is no theft: the rotation never ran')
+  t.same(events(context, 'refresh.reuse_detected'), [], 'a refused proof is no theft of the session: the rotation never ran')
+  for (const instance of [context, other]) {
+    t.match(events(instance, 'dpop.proof_replayed'), [{ level: 40, client_id: 'baton', grant_type: 'refresh_token' }], 'but a copied proof is audited at warn, by the instance that refused it')
+  }
   t.equal((await dpopRefresh(context, next.refresh_token, owner)).statusCode, 200, 'the refresh token was not spent')
 })
 
@@ -399,6 +402,8 @@ t.test('hostile DPoP headers: always 400 invalid_dpop_proof, never a 5xx, nothin
     t.equal(response.json<{ error: string }>().error, 'invalid_dpop_proof', `${name}: invalid_dpop_proof`)
   }
   t.same(events(context, 'login.succeeded'), [], 'no session was created')
+  t.equal(events(context, 'dpop.proof_refused').length, hostile.length, 'each refusal is audited, with its reason')
+  t.match(events(context, 'dpop.proof_refused'), [{ reason: 'missing' }, { reason: 'malformed' }])
   t.same([...(await keysWithTtl(context.redis, context.prefix)).keys()].filter((name) => name.includes(':session:')), [], 'nothing in Redis')
 })
 

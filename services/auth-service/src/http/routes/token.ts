@@ -53,7 +53,7 @@ export default async function tokenRoutes (app: FastifyInstance): Promise<void> 
     const context = requestContext(request, client.client_id)
     // The proof is checked (and its jti stored) only once a cookie-mode request passed its CSRF check.
     const issue = async (params: TokenParameters): Promise<IssuedTokens> => {
-      const proof = await app.auth.dpop.check(request.headers.dpop, client, request.body.grant_type)
+      const proof = await app.auth.dpop.check(request.headers.dpop, client, request.body.grant_type, context.events)
       return await grant(client, params, { ...context, dpopJkt: proof?.jkt })
     }
     if (client.refreshTokenDelivery === 'cookie') return await cookieTokenRequest(request, reply, client, request.body, issue)
