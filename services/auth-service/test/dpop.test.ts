@@ -289,11 +289,12 @@ t.test('server nonces: use_dpop_nonce with a DPoP-Nonce header, a fresh nonce ac
   const stale = await token(app, { grant_type: 'refresh_token', refresh_token: next.refresh_token }, { dpop: await owner.proof(context, { nonce: nonce as string }) })
   t.match({ status: stale.statusCode, body: stale.json() }, { status: 400, body: { error: 'use_dpop_nonce' } }, 'two periods later it is stale')
   t.not(stale.headers['dpop-nonce'], nonce, 'and a new nonce comes with the refusal')
-  for (const forged of ['AAAAAAAAAAAAAAAAAAAAAAAAAAA', 'x', (stale.headers['dpop-nonce'] as string).slice(0, -1) + 'A']) {
+  const issued = stale.headers['dpop-nonce'] as string
+  for (const forged of ['AAAAAAAAAAAAAAAAAAAAAAAAAAA', 'x', issued.slice(0, -1) + (issued.endsWith('A') ? 'B' : 'A'), issued.slice(0, -1)]) {
     const response = await token(app, { grant_type: 'refresh_token', refresh_token: next.refresh_token }, { dpop: await owner.proof(context, { nonce: forged }) })
     t.match(response.json(), { error: 'use_dpop_nonce' }, `a forged nonce ${forged.slice(0, 8)}… is refused`)
   }
-  const fresh = await token(app, { grant_type: 'refresh_token', refresh_token: next.refresh_token }, { dpop: await owner.proof(context, { nonce: stale.headers['dpop-nonce'] as string }) })
+  const fresh = await token(app, { grant_type: 'refresh_token', refresh_token: next.refresh_token }, { dpop: await owner.proof(context, { nonce: issued }) })
   t.equal(fresh.statusCode, 200, 'the new nonce works, and the refusals spent nothing')
 
   const plain = await setup(t, { CLIENTS })
