@@ -87,8 +87,11 @@ export function rechallenge (error: VerifierError, options: { scheme?: 'Bearer' 
  * How an error is answered: as `@baton/tokens`' renderError (RFC 6750), and
  * for a verifier that accepts DPoP, with RFC 9449's challenges: a refusal of
  * an `Authorization: DPoP` request gets `WWW-Authenticate: DPoP` with its
- * `error` and the accepted `algs`; a request without credentials (or a bound
- * token sent as Bearer) gets both a Bearer and a DPoP challenge.
+ * `error` and the accepted `algs`; a bound token sent as Bearer gets both a
+ * Bearer and a DPoP challenge. A request without credentials keeps the bare
+ * `Bearer realm=…` that RFC 6750 clients and Baton's contract expect; a DPoP
+ * client learns the algorithms from the issuer's metadata
+ * (`dpop_signing_alg_values_supported`) or from its first refusal.
  *
  * @example
  * const { status, headers, body } = renderError(error, 'my-api')
@@ -104,7 +107,7 @@ export function renderError (error: unknown, realm = 'baton'): RenderedError {
     if (error.scope !== undefined) parts.push(`scope=${quoteAuthParam(error.scope)}`)
     parts.push(algs)
     rendered.headers['www-authenticate'] = parts.join(', ')
-  } else if (error.code === 'BATON_TOKEN_MISSING' || error.reason === 'dpop_bound') {
+  } else if (error.reason === 'dpop_bound') {
     rendered.headers['www-authenticate'] = `${rendered.headers['www-authenticate']!}, DPoP realm=${quoteAuthParam(realm)}, ${algs}`
   }
   return rendered

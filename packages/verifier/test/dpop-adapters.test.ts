@@ -65,7 +65,7 @@ for (const name of ADAPTERS) {
 
     const none = await app.send('/me', {})
     t.equal(none.status, 401, 'no credentials: 401')
-    t.equal(none.challenge, `Bearer realm="baton", DPoP realm="baton", ${ALGS}`, 'both challenges')
+    t.equal(none.challenge, 'Bearer realm="baton"', 'the bare Bearer challenge, as without DPoP')
     t.same(none.body, { error_description: 'an access token is required' })
 
     const forbidden = await app.send('/reports', dpopHeaders(token, await signProof(key, { htu: `${app.url}/reports`, accessToken: token })))

@@ -30,7 +30,7 @@ function wellFormed (response: LightMyRequestResponse): string | undefined {
     try { body = response.json() } catch { return `${response.statusCode} with a body that is not JSON` }
     const { error, error_description: description } = (body ?? {}) as Record<string, unknown>
     // RFC 6750 §3.1: a request with no credentials gets a bare challenge and no error code (on routes that take DPoP, a DPoP one beside it).
-    const bareChallenge = response.statusCode === 401 && error === undefined && /^Bearer realm="baton"(, DPoP realm="baton", algs="[\w ]+")?$/.test(String(response.headers['www-authenticate']))
+    const bareChallenge = response.statusCode === 401 && error === undefined && /^Bearer realm="baton"$/.test(String(response.headers['www-authenticate']))
     if ((typeof error !== 'string' && !bareChallenge) || (description !== undefined && typeof description !== 'string')) return `${response.statusCode} without an error code: ${response.body.slice(0, 200)}`
     if (response.statusCode === 429 && response.headers['retry-after'] === undefined) return '429 without Retry-After'
   }

@@ -1,6 +1,5 @@
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { DPOP_ALGORITHMS } from '@baton/verifier/dpop'
 import { buildApp, loadConfig, type Config } from '../src/app.js'
 import {
   AUDIENCE, ISSUER, generateTestKey, startJwksServer, testClock,
@@ -11,7 +10,7 @@ import {
 export * from '../../../packages/verifier/test/helper.js'
 
 /** What a request without credentials is told: Bearer or DPoP, with the proof algorithms accepted. */
-export const BARE_CHALLENGES = `Bearer realm="baton", DPoP realm="baton", algs="${DPOP_ALGORITHMS.join(' ')}"`
+export const BARE_CHALLENGES = 'Bearer realm="baton"'
 
 export interface TestContext {
   app: FastifyInstance
