@@ -171,4 +171,11 @@ t.test('cookie mode in a browser', { skip }, async (t) => {
       }
     }
   })
+
+  await t.test('log out everywhere clears the refresh-token cookie from the browser', async (t) => {
+    t.ok(await refreshCookie(context, demo), 'signed in: the browser holds the cookie')
+    await page.click('#logout-everywhere')
+    await page.locator('#view-signed-out').waitFor({ state: 'visible' })
+    t.equal(await refreshCookie(context, demo), undefined, 'signed out everywhere: the cookie is gone, not left to fail on the next refresh')
+  })
 })

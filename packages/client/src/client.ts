@@ -391,7 +391,7 @@ export class BatonClient {
 
   /** Ends every session of the user, on every device (`DELETE /sessions`), and this one in every tab. */
   async logoutEverywhere (): Promise<void> {
-    const response = await this.fetch(new URL('sessions', this.#base), { method: 'DELETE' })
+    const response = await this.fetch(new URL('sessions', this.#base), this.#endingInit())
     await readAnswer(response)
     await this.#end('logout_everywhere', undefined, false)
   }
@@ -415,7 +415,7 @@ export class BatonClient {
   /** Ends one of the user's sessions (`DELETE /sessions/:id`); this one's own id signs out every tab. */
   async endSession (id: string): Promise<void> {
     const current = this.sessionId
-    const response = await this.fetch(new URL(`sessions/${encodeURIComponent(id)}`, this.#base), { method: 'DELETE' })
+    const response = await this.fetch(new URL(`sessions/${encodeURIComponent(id)}`, this.#base), this.#endingInit())
     await readAnswer(response)
     if (id === current) await this.#end('session_ended', undefined, false)
   }
@@ -459,6 +459,15 @@ export class BatonClient {
 
   #due (state: AccessState): boolean {
     return this.#now() >= state.expiresAt - Math.min(this.#skewMs, state.lifetimeMs / 2)
+  }
+
+  /**
+   * A request that may end this session: in cookie mode it carries the
+   * browser's credentials, so that the auth-service's answer can clear the
+   * refresh-token cookie (a cross-origin answer sets no cookie otherwise).
+   */
+  #endingInit (): RequestInit {
+    return { method: 'DELETE', credentials: this.#carrier.requestInit.credentials }
   }
 
   /**

@@ -6,6 +6,8 @@
 export const ERRORS = {
   BATON_INVALID_REQUEST: { status: 400, error: 'invalid_request' },
   BATON_INVALID_GRANT: { status: 400, error: 'invalid_grant' },
+  // A spent refresh token retried beyond the grace retries while its session lives: the successor an earlier answer carried still works.
+  BATON_GRACE_RETRIES_SPENT: { status: 400, error: 'invalid_grant' },
   BATON_INVALID_SCOPE: { status: 400, error: 'invalid_scope' },
   BATON_UNSUPPORTED_GRANT_TYPE: { status: 400, error: 'unsupported_grant_type' },
   BATON_UNAUTHORIZED_CLIENT: { status: 400, error: 'unauthorized_client' },

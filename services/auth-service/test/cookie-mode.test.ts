@@ -3,8 +3,9 @@
 // request that reads or writes it, and CORS headers only for allowed origins.
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
+import { startRedis } from '@baton/test-redis'
 import { loadConfig } from '../src/app.js'
-import { bearer, decodeJwt, dumpStrings, register, setup, testClock, type TestClock, type TestContext } from './helper.js'
+import { bearer, decodeJwt, dumpStrings, register, setup, testClock, until, type TestBackendKind, type TestClock, type TestContext } from './helper.js'
 
 const PAGE = 'http://localhost:5173'
 const ADMIN_PAGE = 'http://localhost:5174'
@@ -29,9 +30,9 @@ interface Served extends TestContext {
   clock: TestClock
 }
 
-async function serve (t: Test, env: Record<string, string> = {}): Promise<Served> {
+async function serve (t: Test, env: Record<string, string> = {}, backend?: TestBackendKind): Promise<Served> {
   const clock = testClock()
-  const context = await setup(t, { ...ENV, ...env }, { clock })
+  const context = await setup(t, { ...ENV, ...env }, { clock, backend })
   await context.app.listen({ host: '127.0.0.1', port: 0 })
   return { ...context, clock, base: `http://127.0.0.1:${(context.app.server.address() as AddressInfo).port}` }
 }
@@ -151,6 +152,18 @@ t.test('a lost answer: the retry with the old cookie inside the grace window get
   t.equal(refreshCookie(t, retried, IDLE_S - 2), lost, 'the successor already issued, with its own Max-Age')
 })
 
+t.test('parallel refreshes with one cookie beyond the grace retries leave the cookie alone: the session lives', async (t) => {
+  const served = await serve(t, { REFRESH_GRACE_RETRIES: '1' })
+  const first = refreshCookie(t, (await login(served)).response, IDLE_S)
+  const successor = refreshCookie(t, await call(served.base, '/oauth/token', { form: refreshForm, cookie: first }), IDLE_S)
+  t.equal(refreshCookie(t, await call(served.base, '/oauth/token', { form: refreshForm, cookie: first }), IDLE_S), successor, 'the one grace retry gets the successor')
+  const beyond = await call(served.base, '/oauth/token', { form: refreshForm, cookie: first })
+  t.equal(beyond.status, 400)
+  t.match(await beyond.json(), { error: 'invalid_grant' })
+  t.same(setCookies(beyond), [], 'no Set-Cookie: a late answer must not wipe the successor an earlier one set')
+  t.equal((await call(served.base, '/oauth/token', { form: refreshForm, cookie: successor })).status, 200, 'the session goes on with the successor')
+})
+
 t.test('replay of a spent cookie: the session is revoked and the cookie cleared', async (t) => {
   const served = await serve(t)
   const { response, body } = await login(served)
@@ -201,6 +214,70 @@ t.test('logout: /oauth/revoke ends the cookie\'s session and clears the cookie',
   t.equal(inBody.status, 400, 'a refresh token in the body is refused')
   t.match(await inBody.json(), { error: 'invalid_request' })
   t.equal((await call(served.base, '/oauth/token', { form: refreshForm, cookie: other })).status, 200, 'and ended nothing')
+})
+
+t.test('ending its own session through /sessions clears the cookie; ending another session leaves it', async (t) => {
+  const served = await serve(t)
+  const user = await register(served.app)
+  const signIn = async (clientId = 'baton'): Promise<{ response: Response, token: string }> => {
+    const cookieMode = clientId !== 'cli'
+    const response = await call(served.base, '/oauth/token', {
+      form: { grant_type: 'password', username: user.username, password: user.password, client_id: clientId },
+      ...(cookieMode ? {} : { origin: null, clientHeader: false })
+    })
+    t.equal(response.status, 200, `signed in through ${clientId}`)
+    return { response, token: (await response.clone().json() as { access_token: string }).access_token }
+  }
+  const sidOf = (token: string): string => decodeJwt(token).payload.sid as string
+
+  const page = await signIn()
+  const cookie = refreshCookie(t, page.response, IDLE_S)
+
+  // The user's CLI (token mode) logging out everywhere answers with no cookie: it has none.
+  const cli = await signIn('cli')
+  const cliEnds = await call(served.base, `/sessions/${sidOf(cli.token)}`, { method: 'DELETE', headers: bearer(cli.token) })
+  t.equal(cliEnds.status, 204)
+  t.same(setCookies(cliEnds), [], 'a token-mode client ending its own session sets no cookie')
+
+  const laptop = await signIn()
+  const endsOther = await call(served.base, `/sessions/${sidOf(laptop.token)}`, { method: 'DELETE', headers: bearer(page.token) })
+  t.equal(endsOther.status, 204)
+  t.same(setCookies(endsOther), [], 'ending another session leaves this page\'s cookie alone')
+  t.equal((await call(served.base, '/oauth/token', { form: refreshForm, cookie })).status, 200, 'and this page\'s session still refreshes')
+
+  const own = await signIn()
+  const endsOwn = await call(served.base, `/sessions/${sidOf(own.token)}`, { method: 'DELETE', headers: bearer(own.token) })
+  t.equal(endsOwn.status, 204)
+  clearsCookie(t, endsOwn)
+
+  const last = await signIn()
+  const everywhere = await call(served.base, '/sessions', { method: 'DELETE', headers: bearer(last.token) })
+  t.equal(everywhere.status, 204)
+  clearsCookie(t, everywhere)
+})
+
+t.test('a logout Redis cannot take (503) keeps the cookie, so the retry still ends the session', async (t) => {
+  // A Redis of its own, every write on disk: it goes away and comes back with the session in it.
+  const redis = await startRedis({ appendonly: true, extraArgs: ['--appendfsync', 'always'] })
+  t.teardown(async () => { await redis.stop() })
+  const served = await serve(t, { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT: '1000' }, 'standalone')
+  const { response, body } = await login(served)
+  const cookie = refreshCookie(t, response, IDLE_S)
+  const ready = async (): Promise<number> => (await served.app.inject('/readyz')).statusCode
+
+  redis.kill()
+  await until('the auth-service to see Redis gone', async () => await ready() === 503)
+  const failed = await call(served.base, '/oauth/revoke', { form: logoutForm, cookie })
+  t.equal(failed.status, 503, 'the session could not be ended')
+  t.same(setCookies(failed), [], 'so the browser keeps the cookie to try again with')
+
+  await redis.restart()
+  await until('the auth-service to see Redis back', async () => await ready() === 200)
+  const retried = await call(served.base, '/oauth/revoke', { form: logoutForm, cookie })
+  t.equal(retried.status, 200)
+  clearsCookie(t, retried)
+  t.equal((await call(served.base, '/oauth/token', { form: refreshForm, cookie })).status, 400, 'the retry ended the session: the cookie no longer refreshes')
+  t.equal((await call(served.base, '/sessions', { method: 'GET', headers: bearer(body.access_token as string) })).status, 401, 'and its access token is refused')
 })
 
 t.test('CSRF: without an allowed Origin and the X-Baton-Client header, 403 and nothing changes', async (t) => {

@@ -100,6 +100,8 @@ export async function setup (t: Test, env: Record<string, string> = {}, options:
   if (backend.kind === 'cluster') await untilReady(app)
   const redis = testClient(backend)
   t.teardown(async () => {
+    // A failure that happens once in many runs is understood only from what the service logged then.
+    if (!t.passing()) for (const line of captured.split('\n')) if (/"level":(50|60)/.test(line)) t.comment(`service log: ${line.slice(0, 4000)}`)
     await app.close()
     redis.disconnect()
   })

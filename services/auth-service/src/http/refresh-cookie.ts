@@ -77,7 +77,9 @@ export async function cookieTokenRequest (request: FastifyRequest, reply: Fastif
   try {
     return deliverTokens(reply, client, await issue({ ...body, refresh_token: refreshToken }))
   } catch (error) {
-    // A spent, revoked or expired session: the cookie can never work again.
+    // A spent, revoked or expired session: the cookie can never work again. Not so
+    // for BATON_GRACE_RETRIES_SPENT: the session lives, and the cookie may already
+    // hold the successor that a parallel answer set.
     if (isBatonError(error) && error.code === 'BATON_INVALID_GRANT') clearRefreshCookie(reply, client)
     throw error
   }

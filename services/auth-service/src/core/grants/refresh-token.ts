@@ -48,7 +48,7 @@ export function refreshTokenGrant ({ sessions, accessTokens }: GrantDeps): Grant
           : 'refresh token was already used; the session is revoked')
       case 'grace_exhausted':
         events.audit('refresh.grace_exhausted', { user: result.uid, sid: result.sid, client_id: client.client_id })
-        throw new BatonError('BATON_INVALID_GRANT', 'refresh token was already used and retried too often; use the refresh token an earlier answer returned')
+        throw new BatonError('BATON_GRACE_RETRIES_SPENT', 'refresh token was already used and retried too often; use the refresh token an earlier answer returned')
       case 'invalid_scope':
         throw new BatonError('BATON_INVALID_SCOPE', 'scope exceeds the session\'s scope')
       case 'expired':

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
@@ -14,22 +14,21 @@ const RevocationRequestSchema = Type.Object({
 })
 
 /**
- * The token a request revokes: the body's, or a cookie-mode client's cookie.
- * A cookie-mode client's request is refused unless a page of its origins sent
- * it, and its logout clears the cookie whatever the token turns out to be.
+ * The token a request revokes: the body's, or a cookie-mode client's cookie
+ * (`fromCookie`). A cookie-mode client's request is refused unless a page of
+ * its origins sent it.
  */
-function tokenToRevoke (request: FastifyRequest, reply: FastifyReply, client: ClientConfig, token: string | undefined): string | undefined {
+function tokenToRevoke (request: FastifyRequest, client: ClientConfig, token: string | undefined): { token: string | undefined, fromCookie: boolean } {
   if (client.refreshTokenDelivery === 'body') {
     if (token === undefined) throw new BatonError('BATON_INVALID_REQUEST', 'token is required')
-    return token
+    return { token, fromCookie: false }
   }
   checkCookieRequest(request, client)
   if (token !== undefined) {
     if (!looksLikeJwt(token)) throw new BatonError('BATON_INVALID_REQUEST', 'this client\'s refresh token travels in its cookie: send no token to revoke it')
-    return token
+    return { token, fromCookie: false }
   }
-  clearRefreshCookie(reply, client)
-  return refreshTokenFromCookie(request, client)
+  return { token: refreshTokenFromCookie(request, client), fromCookie: true }
 }
 
 export default async function revokeRoutes (app: FastifyInstance): Promise<void> {
@@ -47,11 +46,17 @@ export default async function revokeRoutes (app: FastifyInstance): Promise<void>
     }
   }, async (request, reply) => {
     const client = authenticateClient(request.headers.authorization, request.body, app.auth.clients)
-    const token = tokenToRevoke(request, reply, client, request.body.token)
-    if (token === undefined) return {}
+    const { token, fromCookie } = tokenToRevoke(request, client, request.body.token)
+    if (token === undefined) {
+      if (fromCookie) clearRefreshCookie(reply, client)
+      return {}
+    }
 
     if (!looksLikeJwt(token)) {
       const { outcome, uid, sid } = await app.auth.sessions.revokeByRefreshToken(token, client.client_id)
+      // A logout clears the cookie whatever its token turned out to be, but only once Redis took the
+      // revocation: after a 503 the browser keeps the cookie, so the client's retry can still end the session.
+      if (fromCookie) clearRefreshCookie(reply, client)
       if (outcome === 'other_client') throw new BatonError('BATON_UNAUTHORIZED_CLIENT', 'the token was issued to another client')
       if (outcome === 'revoked') eventsOf(request).audit('session.revoked', { user: uid, sid, client_id: client.client_id, reason: 'revocation_endpoint' })
       return {}

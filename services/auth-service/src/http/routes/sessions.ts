@@ -1,8 +1,9 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { BatonError, ErrorResponseSchema } from '@baton/tokens'
 import { ACCESS_TOKEN_SECURITY, eventsOf, noStore, requireUserSession } from '../route-helpers.js'
+import { clearRefreshCookie } from '../refresh-cookie.js'
 
 const SessionSchema = Type.Object({
   id: Type.String({ description: 'The `sid` of this session\'s access tokens' }),
@@ -15,6 +16,16 @@ const SessionSchema = Type.Object({
 })
 
 const Errors = { '4xx': ErrorResponseSchema, 503: ErrorResponseSchema }
+
+/**
+ * Ending the caller's own session from a cookie-mode page is a logout: the
+ * cookie, which can never refresh again, goes too, as it does after
+ * `/oauth/revoke`, rather than lingering until the next refresh fails.
+ */
+function endedOwnSession (request: FastifyRequest, reply: FastifyReply): void {
+  const client = request.server.auth.clients.get(request.auth.client_id)
+  if (client?.refreshTokenDelivery === 'cookie') clearRefreshCookie(reply, client)
+}
 
 export default async function sessionRoutes (app: FastifyInstance): Promise<void> {
   const server = app.withTypeProvider<TypeBoxTypeProvider>()
@@ -36,7 +47,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
 
   server.delete('/sessions/:id', {
     schema: {
-      description: 'End one of the caller\'s sessions',
+      description: 'End one of the caller\'s sessions. Ending its own session from a cookie-mode client clears the refresh-token cookie.',
       tags: ['sessions'],
       security: ACCESS_TOKEN_SECURITY,
       params: Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{22}$' }) }),
@@ -47,12 +58,13 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
       throw new BatonError('BATON_NOT_FOUND', 'no such session')
     }
     eventsOf(request).audit('session.revoked', { user: request.auth.sub, sid: request.params.id, client_id: request.auth.client_id, reason: 'logout' })
+    if (request.params.id === request.auth.sid) endedOwnSession(request, reply)
     return await reply.code(204).send(null)
   })
 
   server.delete('/sessions', {
     schema: {
-      description: 'End all of the caller\'s sessions ("log out everywhere"). A login whose password was verified before this creates no session after it (`400 invalid_grant`).',
+      description: 'End all of the caller\'s sessions ("log out everywhere"). A login whose password was verified before this creates no session after it (`400 invalid_grant`). From a cookie-mode client, the answer clears the refresh-token cookie.',
       tags: ['sessions'],
       security: ACCESS_TOKEN_SECURITY,
       response: { 204: Type.Null(), ...Errors }
@@ -61,6 +73,7 @@ export default async function sessionRoutes (app: FastifyInstance): Promise<void
     const ended = await app.auth.sessions.revokeAll(request.auth.sub)
     const events = eventsOf(request)
     for (const sid of ended) events.audit('session.revoked', { user: request.auth.sub, sid, client_id: request.auth.client_id, reason: 'logout_everywhere' })
+    endedOwnSession(request, reply)
     return await reply.code(204).send(null)
   })
 }
