@@ -17,6 +17,8 @@ const server = createServer(async (req, res) => {
       typ: 'at+jwt',
       algorithms: ['EdDSA', 'ES256']
     })
+    // A DPoP-bound token (RFC 9449) is worth nothing without the proof this server does not check.
+    if (payload.cnf !== undefined) throw new Error('a DPoP-bound token sent as Bearer')
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ sub: payload.sub, scope: payload.scope }))
   } catch {
     res.writeHead(401, { 'www-authenticate': 'Bearer realm="api", error="invalid_token"' }).end()

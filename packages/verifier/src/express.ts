@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { AccessTokenClaims } from '@baton/tokens'
-import { adapterVerifier, authenticateRequest, requestInfo, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { adapterVerifier, authenticateRequest, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
 import { VerifierError } from './errors.js'
 import { sendError } from './node.js'
-import type { Verifier } from './verifier.js'
+import type { RequestInfo, Verifier } from './verifier.js'
 
 declare global {
   // Express's own way for middleware to add to its Request type.
@@ -20,7 +20,8 @@ declare global {
 export type ExpressVerifierOptions = AdapterOptions
 
 /** Express 4 and 5 middleware; typed on node:http's request and response, which Express's extend. */
-export type ExpressMiddleware = (req: IncomingMessage & { auth?: AccessTokenClaims, protocol?: string, originalUrl?: string }, res: ServerResponse, next: (error?: unknown) => void) => void
+type ExpressRequest = IncomingMessage & { auth?: AccessTokenClaims, protocol?: string, originalUrl?: string }
+export type ExpressMiddleware = (req: ExpressRequest, res: ServerResponse, next: (error?: unknown) => void) => void
 
 export interface ExpressVerifier {
   /** Admits only a valid Baton access token and sets `req.auth`. */
@@ -44,6 +45,15 @@ export interface ExpressVerifier {
  */
 export function expressVerifier (options: ExpressVerifierOptions): ExpressVerifier {
   const { verifier, owned, realm, publicBase, noteRefusal } = adapterVerifier(options)
+  const describe = (req: ExpressRequest): RequestInfo => ({
+    method: req.method ?? 'GET',
+    url: () => {
+      // req.protocol follows Express's `trust proxy`; originalUrl keeps the path a router mounted below strips from req.url.
+      const scheme = req.protocol ?? ((req.socket as TLSSocket).encrypted === true ? 'https' : 'http')
+      return requestUrl(publicBase ?? `${scheme}://${req.headers.host ?? ''}`, req.originalUrl ?? req.url)
+    },
+    dpop: req.headers.dpop
+  })
   const middleware = (scopes: readonly string[] | undefined): ExpressMiddleware => function batonAuthenticate (req, res, next) {
     authenticateRequest(verifier, req.auth, req.headers.authorization, scopes,
       (claims) => { req.auth = claims; next() },
@@ -52,11 +62,7 @@ export function expressVerifier (options: ExpressVerifierOptions): ExpressVerifi
         if (error instanceof VerifierError) sendError(res, error, realm)
         else next(error)
       },
-      requestInfo(verifier, req.method, req.headers.dpop, () => {
-        // req.protocol follows Express's `trust proxy`; originalUrl keeps the path a router mounted below strips from req.url.
-        const scheme = req.protocol ?? ((req.socket as TLSSocket).encrypted === true ? 'https' : 'http')
-        return requestUrl(publicBase ?? `${scheme}://${req.headers.host ?? ''}`, req.originalUrl ?? req.url)
-      }))
+      req, describe)
   }
   return {
     authenticate: middleware(undefined),

@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { AccessTokenClaims } from '@baton/tokens'
-import { adapterVerifier, authenticateRequest, requestInfo, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { adapterVerifier, authenticateRequest, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
 import { renderError, VerifierError } from './errors.js'
-import type { Verifier } from './verifier.js'
+import type { RequestInfo, Verifier } from './verifier.js'
 
 export type FastifyVerifierOptions = AdapterOptions
 
@@ -57,14 +57,19 @@ export const verifierPlugin = fp(async function batonVerifier (app: FastifyInsta
     reply.code(status).headers(headers).send(body)
   }
 
+  const describe = (request: FastifyRequest): RequestInfo => ({
+    method: request.method,
+    // protocol and host follow trustProxy; originalUrl is the path as the client sent it, before any rewriteUrl.
+    url: () => requestUrl(publicBase ?? `${request.protocol}://${request.host}`, request.originalUrl),
+    dpop: request.headers.dpop
+  })
+
   function hook (scopes: readonly string[] | undefined): AuthHook {
     return function authenticate (request, reply, done) {
       authenticateRequest(verifier, request.auth, request.headers.authorization, scopes,
         (claims) => { request.auth = claims; done() },
         (error) => { refuse(request, reply, done, error) },
-        requestInfo(verifier, request.method, request.headers.dpop, () =>
-          // originalUrl: the path as the client sent it, before any rewriteUrl.
-          requestUrl(publicBase ?? `${request.protocol}://${request.host}`, request.originalUrl)))
+        request, describe)
     }
   }
 

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { BatonError, type AccessTokenClaims } from '@baton/tokens'
-import { adapterVerifier, authenticateRequest, requestInfo, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { adapterVerifier, authenticateRequest, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
 import { renderError } from './errors.js'
-import type { Verifier } from './verifier.js'
+import type { RequestInfo, Verifier } from './verifier.js'
 
 export type NodeVerifierOptions = AdapterOptions
 
@@ -43,6 +43,12 @@ export function sendError (res: ServerResponse, error: unknown, realm = 'baton')
  */
 export function nodeVerifier (options: NodeVerifierOptions): NodeVerifier {
   const { verifier, owned, realm, publicBase, noteRefusal } = adapterVerifier(options)
+  const describe = (req: IncomingMessage): RequestInfo => ({
+    method: req.method ?? 'GET',
+    // No proxy headers are read: behind a proxy, publicUrl says what clients call.
+    url: () => requestUrl(publicBase ?? `${(req.socket as TLSSocket).encrypted === true ? 'https' : 'http'}://${req.headers.host ?? ''}`, req.url),
+    dpop: req.headers.dpop
+  })
   const guard = (scopes: readonly string[] | undefined) => async (req: IncomingMessage, res: ServerResponse): Promise<AccessTokenClaims | undefined> =>
     await new Promise((resolve, reject) => {
       authenticateRequest(verifier, undefined, req.headers.authorization, scopes, resolve, (error) => {
@@ -53,9 +59,7 @@ export function nodeVerifier (options: NodeVerifierOptions): NodeVerifier {
         }
         sendError(res, error, realm)
         resolve(undefined)
-      }, requestInfo(verifier, req.method, req.headers.dpop, () =>
-        // No proxy headers are read: behind a proxy, publicUrl says what clients call.
-        requestUrl(publicBase ?? `${(req.socket as TLSSocket).encrypted === true ? 'https' : 'http'}://${req.headers.host ?? ''}`, req.url)))
+      }, req, describe)
     })
   return {
     authenticate: guard(undefined),

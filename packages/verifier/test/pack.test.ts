@@ -211,7 +211,7 @@ t.test('packed, installed with npm outside the workspace, the examples protect E
     const dependencies = Object.keys(verifier.dependencies as object)
     t.same(dependencies.filter((name) => ['fastify', 'express', 'ioredis', 'prom-client', '@baton/service-kit'].includes(name)), [], 'no framework, Redis client or private package among its dependencies')
     t.same(verifier.peerDependenciesMeta, { fastify: { optional: true }, ioredis: { optional: true } }, 'the framework and the Redis client are the user\'s, and optional')
-    t.match(verifier.exports, { './fastify': Object, './express': Object, './node': Object, './feed': Object })
+    t.match(verifier.exports, { './fastify': Object, './express': Object, './node': Object, './feed': Object, './dpop': Object })
     const client = await manifestOf(tarballs.client)
     t.same(client.dependencies ?? {}, {}, 'the client depends on nothing: browsers load it as it is')
     t.match(client.exports, { './node': Object })
@@ -231,12 +231,15 @@ t.test('packed, installed with npm outside the workspace, the examples protect E
       "import { expressVerifier } from '@baton/verifier/express'",
       "import { nodeVerifier } from '@baton/verifier/node'",
       "import { RevocationFeed } from '@baton/verifier/feed'",
+      "import { checkDpopProof, createMemoryReplayCache, type DpopProof } from '@baton/verifier/dpop'",
       "import { Redis } from 'ioredis'",
       "const feed = new RevocationFeed({ client: new Redis({ lazyConnect: true }) })",
       "const verifier = createVerifier({ issuer: 'https://auth.example.com', audience: 'baton-api', jwksUri: 'https://auth.example.com/.well-known/jwks.json', isRevoked: feed.isRevoked })",
       'export const claims: Promise<AccessTokenClaims> = verifier.verify(\'token\')',
       'export const refused = (error: unknown): number | undefined => error instanceof VerifierError ? error.status : renderError(error).status',
       'export const node = nodeVerifier({ verifier }).authenticate',
+      "export const proof: Promise<DpopProof> = checkDpopProof('proof', { method: 'GET', url: 'https://api.example.com/me', replay: createMemoryReplayCache() })",
+      "export const bound = expressVerifier({ verifier: createVerifier({ issuer: 'https://auth.example.com', audience: 'baton-api', jwksUri: 'https://auth.example.com/.well-known/jwks.json', dpop: true }), publicUrl: 'https://api.example.com' })",
       'const baton = expressVerifier({ verifier, onRefused: (error) => { console.log(error.reason) } })',
       'const app = express()',
       "app.get('/reports', baton.requireScope('reports:read'), (req, res) => { res.json({ sub: req.auth?.sub, scope: req.auth?.scope }) })",

@@ -5,6 +5,7 @@ import t from 'tap'
 import { createHash, randomUUID } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose'
+import { loadConfig } from '../src/app.js'
 import { decodeJwt, keysWithTtl, register, setup, type TestContext, type Tokens } from './helper.js'
 
 const BROWSER = 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0'
@@ -173,7 +174,10 @@ t.test('a replayed proof is refused, by this instance and by another on the same
     t.equal(replayed.statusCode, 400, name)
     t.match(replayed.json(), { error: 'invalid_dpop_proof', error_description: /used before/ }, `${name}: invalid_dpop_proof`)
   }
-  t.same(events(context, 'refresh.reuse_detected'), [], 'a refused proof is no theft: the rotation never ran')
+  t.same(events(context, 'refresh.reuse_detected'), [], 'a refused proof is no theft of the session: the rotation never ran')
+  for (const instance of [context, other]) {
+    t.match(events(instance, 'dpop.proof_replayed'), [{ level: 40, client_id: 'baton', grant_type: 'refresh_token' }], 'but a copied proof is audited at warn, by the instance that refused it')
+  }
   t.equal((await dpopRefresh(context, next.refresh_token, owner)).statusCode, 200, 'the refresh token was not spent')
 })
 
@@ -285,11 +289,12 @@ t.test('server nonces: use_dpop_nonce with a DPoP-Nonce header, a fresh nonce ac
   const stale = await token(app, { grant_type: 'refresh_token', refresh_token: next.refresh_token }, { dpop: await owner.proof(context, { nonce: nonce as string }) })
   t.match({ status: stale.statusCode, body: stale.json() }, { status: 400, body: { error: 'use_dpop_nonce' } }, 'two periods later it is stale')
   t.not(stale.headers['dpop-nonce'], nonce, 'and a new nonce comes with the refusal')
-  for (const forged of ['AAAAAAAAAAAAAAAAAAAAAAAAAAA', 'x', (stale.headers['dpop-nonce'] as string).slice(0, -1) + 'A']) {
+  const issued = stale.headers['dpop-nonce'] as string
+  for (const forged of ['AAAAAAAAAAAAAAAAAAAAAAAAAAA', 'x', issued.slice(0, -1) + (issued.endsWith('A') ? 'B' : 'A'), issued.slice(0, -1)]) {
     const response = await token(app, { grant_type: 'refresh_token', refresh_token: next.refresh_token }, { dpop: await owner.proof(context, { nonce: forged }) })
     t.match(response.json(), { error: 'use_dpop_nonce' }, `a forged nonce ${forged.slice(0, 8)}… is refused`)
   }
-  const fresh = await token(app, { grant_type: 'refresh_token', refresh_token: next.refresh_token }, { dpop: await owner.proof(context, { nonce: stale.headers['dpop-nonce'] as string }) })
+  const fresh = await token(app, { grant_type: 'refresh_token', refresh_token: next.refresh_token }, { dpop: await owner.proof(context, { nonce: issued }) })
   t.equal(fresh.statusCode, 200, 'the new nonce works, and the refusals spent nothing')
 
   const plain = await setup(t, { CLIENTS })
@@ -398,6 +403,8 @@ t.test('hostile DPoP headers: always 400 invalid_dpop_proof, never a 5xx, nothin
     t.equal(response.json<{ error: string }>().error, 'invalid_dpop_proof', `${name}: invalid_dpop_proof`)
   }
   t.same(events(context, 'login.succeeded'), [], 'no session was created')
+  t.equal(events(context, 'dpop.proof_refused').length, hostile.length, 'each refusal is audited, with its reason')
+  t.match(events(context, 'dpop.proof_refused'), [{ reason: 'missing' }, { reason: 'malformed' }])
   t.same([...(await keysWithTtl(context.redis, context.prefix)).keys()].filter((name) => name.includes(':session:')), [], 'nothing in Redis')
 })
 
@@ -470,4 +477,22 @@ t.test('the auth-service\'s own routes: a DPoP-bound access token needs its key 
     t.equal(response.statusCode, 401, name)
     t.match(response.headers['www-authenticate'], /^DPoP /, `${name}: a DPoP challenge`)
   }
+})
+
+t.test('the DPoP settings are checked at start-up, each bad one named in one line', async (t) => {
+  const refused: Array<[Record<string, string>, RegExp]> = [
+    [{ DPOP_SIGNING_ALGS: 'ES256 HS256' }, /^DPOP_SIGNING_ALGS must list some of ES256, ES384, EdDSA, Ed25519, PS256, RS256, not "HS256"/],
+    [{ DPOP_SIGNING_ALGS: 'none' }, /^DPOP_SIGNING_ALGS .*not "none"/],
+    [{ DPOP_SIGNING_ALGS: ' , ' }, /^DPOP_SIGNING_ALGS must list some of/],
+    [{ DPOP_PROOF_MAX_AGE: '10m' }, /^DPOP_PROOF_MAX_AGE must be a duration from 1s to 300s/],
+    [{ DPOP_PROOF_MAX_AGE: '0' }, /^DPOP_PROOF_MAX_AGE/],
+    [{ DPOP_NONCE: 'yes' }, /^DPOP_NONCE/],
+    [{ DPOP_NONCE_LIFETIME: '1s' }, /^DPOP_NONCE_LIFETIME/],
+    [{ CLIENTS: JSON.stringify([{ client_id: 'app', grant_types: ['password'], dpop_bound_access_tokens: 'yes' }]) }, /^CLIENTS\[0\]\.dpop_bound_access_tokens must be true or false/]
+  ]
+  for (const [env, message] of refused) t.throws(() => loadConfig(env), message, JSON.stringify(env))
+  const config = loadConfig({ DPOP_SIGNING_ALGS: 'EdDSA,ES256 ES256', DPOP_NONCE: 'required', DPOP_NONCE_LIFETIME: '2m', DPOP_PROOF_MAX_AGE: '30s' })
+  t.same(config.DPOP_SIGNING_ALGS, ['EdDSA', 'ES256'], 'commas or spaces, duplicates once')
+  t.match(config, { DPOP_NONCE: 'required', DPOP_NONCE_LIFETIME: 120, DPOP_PROOF_MAX_AGE: 30 })
+  t.match(loadConfig({}), { DPOP_NONCE: 'off', DPOP_PROOF_MAX_AGE: 60, DPOP_NONCE_LIFETIME: 300 }, 'the defaults')
 })

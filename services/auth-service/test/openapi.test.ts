@@ -12,7 +12,7 @@ t.test('the OpenAPI document is valid, complete and truthful about security', as
   t.match(document, { servers: [{ url: app.config.ISSUER }] }, 'the server is the issuer')
   t.match(document.components?.securitySchemes, {
     bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-    dpopAuth: { type: 'http', scheme: 'DPoP' },
+    dpopAuth: { type: 'http', scheme: 'dpop' },
     clientBasic: { type: 'http', scheme: 'basic' }
   })
 

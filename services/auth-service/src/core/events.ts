@@ -14,6 +14,9 @@ export type AuditEvent =
   | 'refresh.grace_retry'
   | 'refresh.reuse_detected'
   | 'refresh.grace_exhausted'
+  // A DPoP proof the token endpoint refused; a replayed one (a copy of a proof already used) on its own.
+  | 'dpop.proof_refused'
+  | 'dpop.proof_replayed'
   | 'session.revoked'
   | 'access_token.revoked'
   | 'password.changed'

@@ -2,7 +2,7 @@ import type { AuditEvent, AuditFields } from '../core/events.js'
 import type { Logger } from '../core/logger.js'
 
 // Events that mean an attack (or a leak) is under way are warnings; the rest is information.
-const WARNINGS = new Set<AuditEvent>(['refresh.reuse_detected', 'refresh.grace_exhausted', 'login.locked', 'registration.limited', 'signing_key.revoked', 'user.locked'])
+const WARNINGS = new Set<AuditEvent>(['refresh.reuse_detected', 'refresh.grace_exhausted', 'dpop.proof_replayed', 'login.locked', 'registration.limited', 'signing_key.revoked', 'user.locked'])
 
 function write (log: Logger, event: AuditEvent, line: Record<string, unknown>): void {
   if (WARNINGS.has(event)) log.warn(line, event)

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { DpopReplayCache } from '@baton/verifier/dpop'
 import type { RedisClient } from '../../redis/client.js'
 import type { RedisKeys } from '../../redis/keys.js'
 import { storage } from '../../redis/errors.js'
@@ -9,7 +10,7 @@ import { storage } from '../../redis/errors.js'
  * One `SET NX` per proof: the check and the write are one atomic command,
  * and the key lives exactly as long as the proof could still be accepted.
  */
-export class RedisDpopReplayCache {
+export class RedisDpopReplayCache implements DpopReplayCache {
   readonly #redis: RedisClient
   readonly #keys: RedisKeys
   readonly #now: () => number

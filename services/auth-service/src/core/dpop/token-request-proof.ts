@@ -1,6 +1,7 @@
 import { BatonError } from '@baton/tokens'
 import { checkDpopProof, DpopError, type DpopNonces, type DpopReplayCache } from '@baton/verifier/dpop'
 import type { ClientConfig } from '../clients/clients.js'
+import type { Events } from '../events.js'
 
 export interface TokenRequestProofSettings {
   /** The token endpoint's public URL (from ISSUER, never the request's Host): what `htu` must name. */
@@ -41,7 +42,7 @@ export class TokenRequestProofs {
   }
 
   /** The proof's key, undefined when the request carries none (and may go without); else a coded 400. */
-  async check (header: string | string[] | undefined, client: ClientConfig, grantType: string): Promise<TokenRequestProof | undefined> {
+  async check (header: string | string[] | undefined, client: ClientConfig, grantType: string, events: Events): Promise<TokenRequestProof | undefined> {
     if (header === undefined) {
       if (client.dpopRequired && grantType !== 'refresh_token') throw new BatonError('BATON_INVALID_DPOP_PROOF', 'this client must send a DPoP proof')
       return undefined
@@ -61,6 +62,9 @@ export class TokenRequestProofs {
       return { jkt: proof.jkt }
     } catch (error) {
       if (!(error instanceof DpopError)) throw error
+      // A nonce challenge is the protocol's normal course, not a refusal worth a line.
+      if (error.reason === 'replay') events.audit('dpop.proof_replayed', { client_id: client.client_id, grant_type: grantType })
+      else if (error.reason !== 'nonce') events.audit('dpop.proof_refused', { client_id: client.client_id, grant_type: grantType, reason: error.reason })
       throw new BatonError(error.code === 'use_dpop_nonce' ? 'BATON_USE_DPOP_NONCE' : 'BATON_INVALID_DPOP_PROOF', error.message)
     }
   }

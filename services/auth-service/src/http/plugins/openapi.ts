@@ -22,7 +22,7 @@ export function authOpenApiOptions (config: Pick<Config, 'ISSUER'>): OpenApiOpti
       },
       dpopAuth: {
         type: 'http',
-        scheme: 'DPoP',
+        scheme: 'dpop',
         description: 'A DPoP-bound Baton access token (`token_type: DPoP`, RFC 9449) as `Authorization: DPoP <token>`, with a `DPoP` proof of its key for this method and URL (`ISSUER` + the path) that carries `ath`. Such a token sent as Bearer is refused'
       },
       clientBasic: {
