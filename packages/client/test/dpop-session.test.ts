@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose'
 import { buildApp as buildResource, loadConfig as loadResourceConfig } from '@baton/resource-service'
-import { createClient, generateDpopKeyPair, MemoryTokenStore, type BatonClient, type ClientOptions } from '../src/index.js'
+import { createClient, generateDpopKeyPair, MemoryKeyStore, MemoryTokenStore, type BatonClient, type ClientOptions } from '../src/index.js'
 import { DpopSigner } from '../src/dpop.js'
 import { PASSWORD, startAuthService, testClock, type AuthService, type TestClock } from './helper.js'
 
@@ -177,6 +177,24 @@ t.test('a protected route that wants a fresh nonce: its 401 use_dpop_nonce is an
   t.match(sent.slice(1), [{ status: 401, challenge: /^DPoP .*error="use_dpop_nonce"/ }, { status: 200, nonce: String }], 'after one challenge')
   t.not(sent[2]?.nonce, sent[1]?.nonce, 'the retry carried the new nonce')
   t.equal(await auth.refreshes('rotated'), 0, 'a nonce challenge is no reason to refresh')
+})
+
+t.test('two tabs (crossTab clients in one process) sharing one key store: the hand-over and one refresh serve both', async (t) => {
+  const context = await setup(t)
+  const { auth, api, clock, username } = context
+  const keyStore = new MemoryKeyStore()
+  const tab = (): BatonClient => dpopClient(context, { crossTab: true, channelName: `dpop-tabs-${process.pid}`, dpop: { keyStore }, tokenStore: new MemoryTokenStore() })
+  const [first, second] = [tab(), tab()]
+  t.teardown(() => { first.close(); second.close() })
+  await first.login(username, PASSWORD)
+  t.ok(await second.restore(), 'the second tab is handed the session')
+  t.equal(second.tokenType, 'DPoP', 'as a DPoP token')
+  t.equal(await apiStatus(second, `${api}/me`), 200, 'which its proofs, of the shared key, make good')
+
+  clock.advance(TTL_MS)
+  const statuses = await Promise.all([first, second].flatMap((client) => [apiStatus(client, `${api}/me`), apiStatus(client, `${auth.url}/sessions`)]))
+  t.same(statuses, [200, 200, 200, 200], 'both tabs call on, past the expiry')
+  t.equal(await auth.refreshes('rotated'), 1, 'after one refresh between them')
 })
 
 t.test('a lost refresh answer: the retry carries a fresh proof of the same key, inside the grace window', async (t) => {
