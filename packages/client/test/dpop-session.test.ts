@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose'
 import { buildApp as buildResource, loadConfig as loadResourceConfig } from '@baton/resource-service'
-import { createClient, generateDpopKeyPair, MemoryTokenStore, type BatonClient, type ClientOptions } from '../src/index.js'
+import { createClient, generateDpopKeyPair, MemoryKeyStore, MemoryTokenStore, type BatonClient, type ClientOptions } from '../src/index.js'
 import { DpopSigner } from '../src/dpop.js'
 import { PASSWORD, startAuthService, testClock, type AuthService, type TestClock } from './helper.js'
 
@@ -151,6 +151,50 @@ t.test('server nonces: the client answers use_dpop_nonce at the token endpoint, 
   await client.accessToken()
   t.match(sent.filter((entry) => entry.url.endsWith('/oauth/token')).slice(3), [{ status: 400, nonce: String }, { status: 200, nonce: String }], 'hours later the remembered nonce is stale: one more challenge, answered')
   t.equal(await auth.refreshes('rotated'), 2)
+})
+
+t.test('a protected route that wants a fresh nonce: its 401 use_dpop_nonce is answered once, with the nonce it gave', async (t) => {
+  // The auth-service's own routes share its nonces; ten seconds a period, so 25 s later the remembered nonce is stale.
+  const context = await setup(t, { DPOP_NONCE: 'required', DPOP_NONCE_LIFETIME: '10s' })
+  const { auth, clock, username } = context
+  const sent: Array<{ status: number, nonce: string | undefined, challenge: string | null }> = []
+  const client = dpopClient(context, {
+    fetch: async (input, init) => {
+      const response = await fetch(input, init)
+      if (String(input instanceof Request ? input.url : input).endsWith('/sessions')) {
+        const proof = new Headers(init?.headers).get('dpop')!
+        sent.push({ status: response.status, nonce: (JSON.parse(Buffer.from(proof.split('.')[1]!, 'base64url').toString()) as { nonce?: string }).nonce, challenge: response.headers.get('www-authenticate') })
+      }
+      return response
+    }
+  })
+  await client.login(username, PASSWORD)
+  t.equal(await apiStatus(client, `${auth.url}/sessions`), 200, 'at once: the token endpoint\'s nonce is good there')
+  t.equal(sent.length, 1, 'no challenge')
+
+  clock.advance(25_000)
+  t.equal(await apiStatus(client, `${auth.url}/sessions`), 200, '25 s later, answered')
+  t.match(sent.slice(1), [{ status: 401, challenge: /^DPoP .*error="use_dpop_nonce"/ }, { status: 200, nonce: String }], 'after one challenge')
+  t.not(sent[2]?.nonce, sent[1]?.nonce, 'the retry carried the new nonce')
+  t.equal(await auth.refreshes('rotated'), 0, 'a nonce challenge is no reason to refresh')
+})
+
+t.test('two tabs (crossTab clients in one process) sharing one key store: the hand-over and one refresh serve both', async (t) => {
+  const context = await setup(t)
+  const { auth, api, clock, username } = context
+  const keyStore = new MemoryKeyStore()
+  const tab = (): BatonClient => dpopClient(context, { crossTab: true, channelName: `dpop-tabs-${process.pid}`, dpop: { keyStore }, tokenStore: new MemoryTokenStore() })
+  const [first, second] = [tab(), tab()]
+  t.teardown(() => { first.close(); second.close() })
+  await first.login(username, PASSWORD)
+  t.ok(await second.restore(), 'the second tab is handed the session')
+  t.equal(second.tokenType, 'DPoP', 'as a DPoP token')
+  t.equal(await apiStatus(second, `${api}/me`), 200, 'which its proofs, of the shared key, make good')
+
+  clock.advance(TTL_MS)
+  const statuses = await Promise.all([first, second].flatMap((client) => [apiStatus(client, `${api}/me`), apiStatus(client, `${auth.url}/sessions`)]))
+  t.same(statuses, [200, 200, 200, 200], 'both tabs call on, past the expiry')
+  t.equal(await auth.refreshes('rotated'), 1, 'after one refresh between them')
 })
 
 t.test('a lost refresh answer: the retry carries a fresh proof of the same key, inside the grace window', async (t) => {

@@ -7,8 +7,7 @@ import type { FastifyInstance } from 'fastify'
 /** An OpenAPI security scheme that routes name in `schema.security`. */
 export interface HttpSecurityScheme {
   type: 'http'
-  // Scheme names are case-insensitive (RFC 9110 §11.1): the registry spells it DPoP, some documents dpop.
-  scheme: 'bearer' | 'basic' | 'dpop' | 'DPoP'
+  scheme: 'bearer' | 'basic' | 'dpop'
   bearerFormat?: string
   description?: string
 }
