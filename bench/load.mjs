@@ -12,11 +12,15 @@ function requestsFor (run) {
       return [{ method: 'GET', path: run.path ?? '/me', setupRequest: (request) => ({ ...request, headers: { authorization: `Bearer ${pool[next++ % pool.length]}` } }) }]
     case 'refresh':
       // Each token once: autocannon's `amount` equals the pool, so no token is sent twice.
+      // A peer that takes only form bodies (oidc-provider's token endpoint) gets `form`, and its client_id in `params`.
       return [{
         method: 'POST',
         path: run.path ?? '/oauth/token',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (request) => ({ ...request, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: pool[next++ % pool.length] }) })
+        headers: { 'content-type': run.form === true ? 'application/x-www-form-urlencoded' : 'application/json' },
+        setupRequest: (request) => {
+          const fields = { grant_type: 'refresh_token', refresh_token: pool[next++ % pool.length], ...run.params }
+          return { ...request, body: run.form === true ? new URLSearchParams(fields).toString() : JSON.stringify(fields) }
+        }
       }]
     case 'login':
       return [{
@@ -64,7 +68,8 @@ function summarize (run, result) {
     requests: answered,
     ok: result['2xx'],
     rps: result['2xx'] / seconds,
-    latency: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
+    latency: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, p99_9: result.latency.p99_9, max: result.latency.max },
+    overallRate: run.overallRate,
     errors: result.errors,
     timeouts: result.timeouts,
     non2xx: result.non2xx,
