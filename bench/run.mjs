@@ -87,7 +87,7 @@ async function argon2Reference (durationSeconds) {
  * loop) and on libuv's pool threads, from /proc (Linux; zeros elsewhere).
  */
 function threadTimes (pid) {
-  const times = { main: 0, pool: 0 }
+  const times = { main: 0, pool: 0, all: 0 }
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
@@ -95,6 +95,7 @@ function threadTimes (pid) {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       // utime and stime, in clock ticks (100 a second on Linux).
       const ms = (Number(fields[11]) + Number(fields[12])) * 10
+      times.all += ms
       if (tid === String(pid)) times.main += ms
       else if (name.startsWith('libuv-worker')) times.pool += ms
     }
@@ -230,27 +231,42 @@ try {
    * against, the rest are peers), then the service. A run may be a function
    * of the turns so far, to seed each turn its own pool of single-use tokens.
    */
-  async function compare (label, references, serviceRun) {
+  async function compare (label, references, serviceRun, servicePid) {
     const turns = { references: references.map(() => []), service: [] }
     const redisCalls = {}
     const resolve = async (run, previous) => typeof run === 'function' ? await run(previous) : run
     for (let round = 0; round < ROUNDS; round++) {
       for (const [i, reference] of references.entries()) {
         log(`${label}: round ${round + 1}/${ROUNDS}, ${reference.name}`)
-        turns.references[i].push(await single(await resolve(reference.run, turns.references[i].at(-1))))
+        const run = await resolve(reference.run, turns.references[i].at(-1))
+        const cpuBefore = threadTimes(reference.pid)
+        turns.references[i].push(await single(run))
+        turns.references[i].at(-1).cpuMs = threadTimes(reference.pid).all - cpuBefore.all
       }
       const run = await serviceRun(turns.references[0][round])
       log(`${label}: round ${round + 1}/${ROUNDS}, Baton`)
       const before = await seeder.commandCounts()
+      const cpuBefore = threadTimes(servicePid)
       turns.service.push(await single(run))
+      // The service's CPU per answered request, all its threads: what capacity planning divides by.
+      turns.service.at(-1).cpuMs = threadTimes(servicePid).all - cpuBefore.all
       for (const [command, calls] of Object.entries(await seeder.commandCounts())) {
         if (command !== 'info' && calls > (before[command] ?? 0)) redisCalls[command] = (redisCalls[command] ?? 0) + calls - (before[command] ?? 0)
       }
     }
     const service = combine(turns.service)
+    // Under cluster workers the primary's threads are not the service's: only one process is counted.
+    if (processes === 1) service.cpuPerRequestMs = { all: turns.service.reduce((sum, turn) => sum + turn.cpuMs, 0) / service.requests }
+    if (processes === 1) log(`${label}: the service's CPU per request ${(service.cpuPerRequestMs.all * 1000).toFixed(0)} µs`)
     // Redis commands the service sent per answered request: its round trips.
     service.redisCommandsPerRequest = Object.fromEntries(Object.entries(redisCalls).map(([command, calls]) => [command, Number((calls / service.requests).toFixed(3))]))
     const [reference, ...peers] = references.map((ref, i) => ({ name: ref.name, ...combine(turns.references[i]) }))
+    if (processes === 1) {
+      for (const [i, ref] of [reference, ...peers].entries()) {
+        ref.cpuPerRequestMs = { all: turns.references[i].reduce((sum, turn) => sum + turn.cpuMs, 0) / ref.requests }
+        log(`${label}: ${ref.name}'s CPU per request ${(ref.cpuPerRequestMs.all * 1000).toFixed(0)} µs`)
+      }
+    }
     for (const peer of peers) peer.ratio = service.rps / peer.rps
     return { reference, peers, service }
   }
@@ -276,9 +292,9 @@ try {
   if (only.has('verify')) {
     const serviceRun = { ...base, label: 'GET /me', kind: 'me', url: `http://${HOST}:${resourcePort}`, pool: accessTokens }
     const { reference: ref, peers, service } = await compare('verify', [
-      { name: 'bare Fastify route', run: { ...base, label: 'bare /me', kind: 'me', url: `http://${HOST}:${referencePort}`, pool: accessTokens } },
-      { name: '@fastify/jwt + fast-jwt cache', run: { ...base, label: '@fastify/jwt /me', kind: 'me', url: `http://${HOST}:${jwtPeerPort}`, pool: accessTokens } }
-    ], () => serviceRun)
+      { name: 'bare Fastify route', pid: reference.pid, run: { ...base, label: 'bare /me', kind: 'me', url: `http://${HOST}:${referencePort}`, pool: accessTokens } },
+      { name: '@fastify/jwt + fast-jwt cache', pid: jwtPeer.pid, run: { ...base, label: '@fastify/jwt /me', kind: 'me', url: `http://${HOST}:${jwtPeerPort}`, pool: accessTokens } }
+    ], () => serviceRun, resource.pid)
     service.underLoad = await underLoad('verify', service.rps, async () => serviceRun)
     byName.verify = { name: 'verify', service, reference: ref, peers, ratio: service.rps / ref.rps, rss: rss(), target: '≥ 0.85' }
     scenarios.push(byName.verify)
@@ -296,9 +312,10 @@ try {
       return { ...base, label: 'refresh grant', kind: 'refresh', url: issuer, pool: pools.at(-1), amount: size }
     }
     const { reference: ref, peers, service } = await compare('refresh', [
-      { name: 'minimal rotation', run: { ...base, label: 'Fastify + EVALSHA + Ed25519', kind: 'refresh', path: '/rotate', url: `http://${HOST}:${referencePort}`, pool: first } },
+      { name: 'minimal rotation', pid: reference.pid, run: { ...base, label: 'Fastify + EVALSHA + Ed25519', kind: 'refresh', path: '/rotate', url: `http://${HOST}:${referencePort}`, pool: first } },
       {
         name: 'oidc-provider + Redis',
+        pid: oidcPeer.pid,
         run: async (previous) => {
           // oidc-provider's tokens are its own: seeded through its Grant and RefreshToken models.
           const size = Math.min(MAX_REFRESH_POOL, Math.ceil(Math.max(previous?.rps ?? 2000, 500) * DURATION * 1.5))
@@ -308,7 +325,7 @@ try {
           return { ...base, label: 'oidc-provider refresh', kind: 'refresh', path: '/token', form: true, params: { client_id: 'bench' }, url: `http://${HOST}:${oidcPeerPort}`, pool, amount: pool.length }
         }
       }
-    ], async (referenceTurn) => await serviceRun(referenceTurn.rps))
+    ], async (referenceTurn) => await serviceRun(referenceTurn.rps), auth.pid)
     if (service.rounds.some((turn, i) => turn.requests >= pools[i].length)) log('refresh: a token pool ran out before the time did')
     log(`refresh: Redis commands per rotation ${JSON.stringify(service.redisCommandsPerRequest)}`)
     service.underLoad = await underLoad('refresh', service.rps, serviceRun)
