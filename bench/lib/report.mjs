@@ -134,7 +134,10 @@ export function chartSvg (scenarios, caption) {
     for (const peer of s.peers ?? []) {
       parts.push(`<text x="${left - 8}" y="${y + 10}" text-anchor="end" fill="#333">vs ${escape(peer.name)}</text>`)
       parts.push(`<rect x="${left}" y="${y}" width="${x(peer.ratio) - left}" height="${peerHeight}" fill="#7fa7d0"/>`)
-      parts.push(`<text x="${x(peer.ratio) + 4}" y="${y + 10}">${peer.ratio.toFixed(2)}${peer.ratio > maxRatio ? ' →' : ''}</text>`)
+      // Off the scale, the figure goes inside the bar's end.
+      parts.push(peer.ratio > maxRatio
+        ? `<text x="${x(maxRatio) - 4}" y="${y + 10}" text-anchor="end" fill="#fff">${peer.ratio.toFixed(2)} →</text>`
+        : `<text x="${x(peer.ratio) + 4}" y="${y + 10}">${peer.ratio.toFixed(2)}</text>`)
       parts.push(`<text x="${left + plot + 40}" y="${y + 10}" fill="#333">${Math.round(s.service.rps)} vs ${Math.round(peer.rps)} req/s</text>`)
       y += peerHeight + 6
     }
