@@ -1,24 +1,8 @@
 // The load generator, forked by run.mjs so that it never shares a process
 // (or an event loop) with a server. It receives one message: a list of
 // autocannon runs to drive at the same time; it answers with their results.
-import { createPrivateKey, randomUUID, sign } from 'node:crypto'
 import autocannon from 'autocannon'
-
-/**
- * A signer of RFC 9449 proofs for the token endpoint under one P-256 key,
- * as a client makes them: a fresh jti and iat each, ES256 over the header
- * and payload. `privateJwk` arrives from the parent, which seeded the sessions bound to it.
- */
-function dpopProofs (privateJwk, htu) {
-  const key = createPrivateKey({ key: privateJwk, format: 'jwk' })
-  const { kty, crv, x, y } = privateJwk
-  const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'dpop+jwt', jwk: { kty, crv, x, y } })).toString('base64url')
-  return () => {
-    const payload = Buffer.from(JSON.stringify({ htm: 'POST', htu, iat: Math.floor(Date.now() / 1000), jti: randomUUID() })).toString('base64url')
-    const signature = sign('sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')
-    return `${header}.${payload}.${signature}`
-  }
-}
+import { dpopSigner } from './lib/dpop.mjs'
 
 /** The request each kind of load sends; pools arrive from the parent. */
 function requestsFor (run) {
@@ -27,23 +11,42 @@ function requestsFor (run) {
   switch (run.kind) {
     case 'me':
       return [{ method: 'GET', path: run.path ?? '/me', setupRequest: (request) => ({ ...request, headers: { authorization: `Bearer ${pool[next++ % pool.length]}` } }) }]
+    case 'dpop-me': {
+      // A DPoP-bound access token, each request with a fresh proof of its key (and the token's hash, ath).
+      const sign = dpopSigner(run.privateJwk)
+      const path = run.path ?? '/me'
+      const htu = `${run.url}${path}`
+      return [{
+        method: 'GET',
+        path,
+        setupRequest: (request) => {
+          const token = pool[next++ % pool.length]
+          return { ...request, headers: { authorization: `DPoP ${token}`, dpop: sign('GET', htu, token) } }
+        }
+      }]
+    }
     case 'refresh':
       // Each token once: autocannon's `amount` equals the pool, so no token is sent twice.
+      // A peer that takes only form bodies (oidc-provider's token endpoint) gets `form`, and its client_id in `params`.
       return [{
         method: 'POST',
         path: run.path ?? '/oauth/token',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (request) => ({ ...request, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: pool[next++ % pool.length] }) })
+        headers: { 'content-type': run.form === true ? 'application/x-www-form-urlencoded' : 'application/json' },
+        setupRequest: (request) => {
+          const fields = { grant_type: 'refresh_token', refresh_token: pool[next++ % pool.length], ...run.params }
+          return { ...request, body: run.form === true ? new URLSearchParams(fields).toString() : JSON.stringify(fields) }
+        }
       }]
     case 'dpop-refresh': {
       // The refresh grant of a DPoP-bound session: each token once, each with a proof of the key it is bound to.
-      const proof = dpopProofs(run.privateJwk, `${run.url}/oauth/token`)
+      const sign = dpopSigner(run.privateJwk)
+      const htu = `${run.url}/oauth/token`
       return [{
         method: 'POST',
         path: '/oauth/token',
         setupRequest: (request) => ({
           ...request,
-          headers: { 'content-type': 'application/json', dpop: proof() },
+          headers: { 'content-type': 'application/json', dpop: sign('POST', htu) },
           body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: pool[next++ % pool.length] })
         })
       }]
@@ -94,7 +97,8 @@ function summarize (run, result) {
     requests: answered,
     ok: result['2xx'],
     rps: result['2xx'] / seconds,
-    latency: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
+    latency: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, p99_9: result.latency.p99_9, max: result.latency.max },
+    overallRate: run.overallRate,
     errors: result.errors,
     timeouts: result.timeouts,
     non2xx: result.non2xx,

@@ -2,7 +2,9 @@
 // costs in a bare Fastify app with the services' own Fastify and logger
 // options and request logging, without Baton. PORT, REDIS_URL and LOG_LEVEL come from the environment.
 //   GET  /me       the JSON the resource-service's /me answers, no authentication
-//   POST /rotate   one EVALSHA round trip to Redis (a read and a write of one hash), as a rotation costs at least
+//   POST /rotate   the minimal rotation: one EVALSHA round trip to Redis (a read and a write of one hash)
+//                  and one Ed25519-signed JWT of the access token's claims, what a rotation cannot do without
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { AccessLogController, loggerOptions } from '@baton/service-kit'
@@ -12,6 +14,16 @@ const TOUCH = `
 redis.call('HSET', KEYS[1], 'cur', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], 600000)
 return redis.call('HGET', KEYS[1], 'cur')`
+const { privateKey } = generateKeyPairSync('ed25519')
+const HEADER = Buffer.from(JSON.stringify({ alg: 'EdDSA', typ: 'at+jwt', kid: 'reference' })).toString('base64url')
+
+/** The access token a rotation answers: Baton's claim set, signed once. */
+function accessToken (sub) {
+  const iat = Math.floor(Date.now() / 1000)
+  const claims = { iss: 'http://127.0.0.1', sub, aud: 'baton', exp: iat + 900, iat, jti: randomBytes(16).toString('base64url'), client_id: 'baton', scope: 'profile', sid: sub, username: 'bench-user' }
+  const input = `${HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`
+  return `${input}.${sign(null, Buffer.from(input), privateKey).toString('base64url')}`
+}
 
 const app = Fastify({
   logger: loggerOptions(process.env.LOG_LEVEL ?? 'info'),
@@ -32,7 +44,7 @@ if (process.env.REDIS_URL !== undefined) {
   app.post('/rotate', async (request) => {
     const token = typeof request.body?.refresh_token === 'string' ? request.body.refresh_token : ''
     const value = await redis.touch(`bench-reference:${token.slice(0, 16)}`, token)
-    return { access_token: value, token_type: 'Bearer', expires_in: 900, refresh_token: value, scope: 'profile' }
+    return { access_token: accessToken(token.slice(0, 22)), token_type: 'Bearer', expires_in: 900, refresh_token: value, scope: 'profile' }
   })
   app.addHook('onClose', async () => { await redis.quit() })
 }

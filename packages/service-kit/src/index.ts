@@ -1,6 +1,6 @@
 export { envReader, readCommonConfig, ConfigError, LOG_LEVELS } from './config.js'
 export type { EnvReader, CommonConfig, LogLevel } from './config.js'
-export { AccessLogController, createLogger, loggerOptions, logSourceOf, redactUrl, REDACT_PATHS } from './logger.js'
+export { AccessLogController, createLogger, flushLogs, loggerOptions, logSourceOf, redactUrl, REDACT_PATHS } from './logger.js'
 export type { LogSource } from './logger.js'
 export { errorHandlerPlugin, toBatonError, sendError, bearerChallenge } from './error-handler.js'
 export { healthPlugin } from './health.js'

@@ -48,17 +48,38 @@ export interface LogSource {
   version: string
 }
 
+// Written in batches, not a write(2) per line: once this much is buffered,
+// or at the latest every FLUSH_INTERVAL_MS, and at once on a graceful stop
+// (flushLogs) or when the process exits (pino flushes synchronously then).
+const BATCH_BYTES = 4096
+const FLUSH_INTERVAL_MS = 250
+// A stdout nobody reads must not grow the buffer without end: past this, lines are dropped.
+const MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+
+let stdout: pino.DestinationStream | undefined
+
+/** The process's one buffered stdout destination: every logger writes to it, so lines keep their order. */
+function stdoutDestination (): pino.DestinationStream {
+  stdout ??= pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, periodicFlush: FLUSH_INTERVAL_MS, maxLength: MAX_BUFFERED_BYTES })
+  return stdout
+}
+
 /**
  * pino options for a Baton service: redaction on, request lines without
  * secrets, and with `source` the service's name and version on every line.
+ * Lines go to stdout through an asynchronous buffer (a `stream` given beside
+ * these options replaces it); see {@link flushLogs}.
  */
 export function loggerOptions (level: string, source?: LogSource): FastifyServerOptions['logger'] {
+  return { ...redactingOptions(level, source), stream: stdoutDestination(), serializers: { req: requestSummary } }
+}
+
+function redactingOptions (level: string, source?: LogSource): pino.LoggerOptions {
   return {
     level,
     // pino's own base (pid, hostname) is replaced by `base`, so it is restated.
     ...(source === undefined ? {} : { base: { pid: process.pid, hostname: hostname(), service: source.service, version: source.version } }),
-    redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
-    serializers: { req: requestSummary }
+    redact: { paths: [...REDACT_PATHS], censor: '[redacted]' }
   }
 }
 
@@ -68,8 +89,16 @@ export function loggerOptions (level: string, source?: LogSource): FastifyServer
  * default), so nothing is lost when the process exits right after.
  */
 export function createLogger (level: string, source: LogSource, fd = 2): Logger {
-  const { serializers: _requestsOnly, ...options } = loggerOptions(level, source) as pino.LoggerOptions
-  return pino(options, pino.destination({ fd, sync: true }))
+  return pino(redactingOptions(level, source), pino.destination({ fd, sync: true }))
+}
+
+/**
+ * Writes out what the logger still buffers and resolves once it is written:
+ * a graceful stop calls it last, so that no line of a request it answered is
+ * lost when the process exits.
+ */
+export async function flushLogs (logger: FastifyBaseLogger): Promise<void> {
+  await new Promise<void>((resolve) => { (logger as Logger).flush(() => { resolve() }) })
 }
 
 /** The `name` (without its scope) and `version` of the package.json at `url`, for {@link loggerOptions}. */

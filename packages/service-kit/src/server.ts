@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError } from './config.js'
+import { flushLogs } from './logger.js'
 
 export interface ServerOptions<C extends { HOST: string, PORT: number }> {
   name: string
@@ -40,6 +41,8 @@ export async function runServer<C extends { HOST: string, PORT: number }> (optio
     if (err !== undefined) app.log.error({ err }, 'closing after an unexpected error')
     else app.log.info({ signal }, 'closing')
     await app.close()
+    // Access lines are buffered: the last requests' lines reach stdout before the process exits.
+    await flushLogs(app.log)
   })
   // A supervisor (the root `start`) talks to us over IPC; if it dies without
   // forwarding a signal, the closed channel is our cue to stop cleanly.

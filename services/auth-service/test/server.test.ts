@@ -11,7 +11,7 @@ const SERVER = fileURLToPath(new URL('../dist/server.js', import.meta.url))
 const children = new Set<ReturnType<typeof spawn>>()
 t.teardown(() => { for (const child of children) child.kill('SIGKILL') })
 
-function run (env: Record<string, string>): { exited: Promise<{ code: number | null, stderr: string }>, kill: (signal: NodeJS.Signals) => void, logged: (pattern: RegExp, times?: number) => Promise<void> } {
+function run (env: Record<string, string>): { exited: Promise<{ code: number | null, stderr: string, stdout: string }>, kill: (signal: NodeJS.Signals) => void, logged: (pattern: RegExp, times?: number) => Promise<void> } {
   const child = spawn(process.execPath, [SERVER], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   child.once('exit', () => { children.delete(child) })
@@ -20,7 +20,8 @@ function run (env: Record<string, string>): { exited: Promise<{ code: number | n
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
   return {
-    exited: new Promise((resolve) => child.once('exit', (code) => { resolve({ code, stderr }) })),
+    // 'close', not 'exit': stdout is read to its end, every line the process wrote.
+    exited: new Promise((resolve) => child.once('close', (code) => { resolve({ code, stderr, stdout }) })),
     kill: (signal) => child.kill(signal),
     logged: async (pattern, times = 1) => {
       const global = new RegExp(pattern.source, 'g')
@@ -129,4 +130,30 @@ t.test('SIGTERM amid concurrent refreshes: each rotation completed or left the o
   }
   t.equal(completed + keptOld, sessions)
   t.comment(`${completed} rotations completed, ${keptOld} refused during shutdown with the old token still valid`)
+})
+
+t.test('SIGTERM right after a burst of requests: every answered request has its access line on stdout', async (t) => {
+  const redis = await sharedRedis()
+  // info: the access lines are written through a buffer, in batches.
+  const server = await started({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'sigterm-logs:', LOG_LEVEL: 'info' })
+  const count = 300
+  const statuses: number[] = []
+  for (let i = 0; i < count; i += 20) {
+    // Twenty at a time, each naming itself in its User-Agent, which the access line carries.
+    statuses.push(...await Promise.all(Array.from({ length: 20 }, async (_, j) => {
+      // A path nothing serves: its 404 is an ordinary answer, logged at info like any other.
+      const response = await fetch(`${server.base}/burst`, { headers: { 'user-agent': `burst-${i + j}` } })
+      await response.arrayBuffer()
+      return response.status
+    })))
+  }
+  t.ok(statuses.every((status) => status === 404), 'every request was answered')
+  // At once: the last lines are still in the buffer, well within its flush interval.
+  server.kill('SIGTERM')
+  const { code, stdout } = await server.exited
+  t.equal(code, 0)
+  const agents = new Set(stdout.split('\n').filter((line) => line.includes('"msg":"request completed"')).map((line) => (JSON.parse(line) as { req: { userAgent?: string } }).req.userAgent))
+  const missing = Array.from({ length: count }, (_, i) => `burst-${i}`).filter((agent) => !agents.has(agent))
+  t.same(missing, [], 'no access line was lost')
+  t.ok(stdout.endsWith('\n'), 'the last line is whole')
 })
