@@ -55,8 +55,9 @@ function checkPublicUrl (publicUrl: string | URL | undefined): string | undefine
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
 }
 
-// RFC 9110 §7.2 with RFC 3986 §3.2.2–3.2.3: a name, an IPv4 address or a bracketed IPv6 one, and a port.
-const HOST_HEADER = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?$/
+// RFC 9110 §7.2 with RFC 3986 §3.2.2–3.2.3: a name of unreserved characters (a container's `api_1` too),
+// an IPv4 address or a bracketed IPv6 one, and a port.
+const HOST_HEADER = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?$/
 
 /**
  * `scheme://host` for a request's Host header, or undefined when there is

@@ -146,6 +146,7 @@ t.test('without publicUrl, the Host header names the host of htu, never its path
     t.equal(await send('api.example.com', 'http://api.example.com/me'), 200, `${name}: a host of the client's naming, with the request's path`)
     t.equal(await send('api.example.com:8080', 'http://api.example.com:8080/me'), 200, `${name}: with a port`)
     t.equal(await send('[::1]:8080', 'http://[::1]:8080/me'), 200, `${name}: an IPv6 literal`)
+    t.equal(await send('api_1:3002', 'http://api_1:3002/me'), 200, `${name}: a container's name`)
     // A delimiter in the Host header would end the authority and move the
     // path: a proof made out to another URL (its root, or a longer path)
     // would pass for this one.
