@@ -55,12 +55,28 @@ function checkPublicUrl (publicUrl: string | URL | undefined): string | undefine
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
 }
 
+// RFC 9110 §7.2 with RFC 3986 §3.2.2–3.2.3: a name of unreserved characters (a container's `api_1` too),
+// an IPv4 address or a bracketed IPv6 one, and a port.
+const HOST_HEADER = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?$/
+
+/**
+ * `scheme://host` for a request's Host header, or undefined when there is
+ * none or it is no host: a `/`, `?`, `#`, `\` or `@` in it would end the
+ * authority early and move the path a proof's `htu` is compared with, so
+ * that a proof made out to another path (`/`, or `/other/me`) passed here.
+ */
+export function requestOrigin (scheme: string, host: string | undefined): string | undefined {
+  return host !== undefined && HOST_HEADER.test(host) ? `${scheme}://${host}` : undefined
+}
+
 /**
  * The URL a request was made to, for a DPoP proof's `htu`: `base` (the
  * public URL, or the scheme and host the request came with) followed by the
- * path the request line names.
+ * path the request line names. Without a base, no URL: the proof check
+ * refuses it as not an absolute URL.
  */
-export function requestUrl (base: string, target: string | undefined): string {
+export function requestUrl (base: string | undefined, target: string | undefined): string {
+  if (base === undefined) return ''
   if (target === undefined || target === '') return `${base}/`
   if (target.startsWith('/')) return `${base}${target}`
   // An absolute-form target (RFC 9112 §3.2.2), as some proxies send: its path.

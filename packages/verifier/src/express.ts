@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { AccessTokenClaims } from '@baton/tokens'
-import { adapterVerifier, authenticateRequest, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { adapterVerifier, authenticateRequest, requestOrigin, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
 import { VerifierError } from './errors.js'
 import { sendError } from './node.js'
 import type { RequestInfo, Verifier } from './verifier.js'
@@ -50,7 +50,7 @@ export function expressVerifier (options: ExpressVerifierOptions): ExpressVerifi
     url: () => {
       // req.protocol follows Express's `trust proxy`; originalUrl keeps the path a router mounted below strips from req.url.
       const scheme = req.protocol ?? ((req.socket as TLSSocket).encrypted === true ? 'https' : 'http')
-      return requestUrl(publicBase ?? `${scheme}://${req.headers.host ?? ''}`, req.originalUrl ?? req.url)
+      return requestUrl(publicBase ?? requestOrigin(scheme, req.headers.host), req.originalUrl ?? req.url)
     },
     dpop: req.headers.dpop
   })

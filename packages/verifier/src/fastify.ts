@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { AccessTokenClaims } from '@baton/tokens'
-import { adapterVerifier, authenticateRequest, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { adapterVerifier, authenticateRequest, requestOrigin, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
 import { renderError, VerifierError } from './errors.js'
 import type { RequestInfo, Verifier } from './verifier.js'
 
@@ -60,7 +60,7 @@ export const verifierPlugin = fp(async function batonVerifier (app: FastifyInsta
   const describe = (request: FastifyRequest): RequestInfo => ({
     method: request.method,
     // protocol and host follow trustProxy; originalUrl is the path as the client sent it, before any rewriteUrl.
-    url: () => requestUrl(publicBase ?? `${request.protocol}://${request.host}`, request.originalUrl),
+    url: () => requestUrl(publicBase ?? requestOrigin(request.protocol, request.host), request.originalUrl),
     dpop: request.headers.dpop
   })
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { BatonError, type AccessTokenClaims } from '@baton/tokens'
-import { adapterVerifier, authenticateRequest, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
+import { adapterVerifier, authenticateRequest, requestOrigin, requestUrl, requiredScopeList, type AdapterOptions } from './adapter.js'
 import { renderError } from './errors.js'
 import type { RequestInfo, Verifier } from './verifier.js'
 
@@ -46,7 +46,7 @@ export function nodeVerifier (options: NodeVerifierOptions): NodeVerifier {
   const describe = (req: IncomingMessage): RequestInfo => ({
     method: req.method ?? 'GET',
     // No proxy headers are read: behind a proxy, publicUrl says what clients call.
-    url: () => requestUrl(publicBase ?? `${(req.socket as TLSSocket).encrypted === true ? 'https' : 'http'}://${req.headers.host ?? ''}`, req.url),
+    url: () => requestUrl(publicBase ?? requestOrigin((req.socket as TLSSocket).encrypted === true ? 'https' : 'http', req.headers.host), req.url),
     dpop: req.headers.dpop
   })
   const guard = (scopes: readonly string[] | undefined) => async (req: IncomingMessage, res: ServerResponse): Promise<AccessTokenClaims | undefined> =>

@@ -1,6 +1,8 @@
 // DPoP-bound tokens (RFC 9449 §7) against every adapter, over real sockets:
 // what a client with the key gets, and what a thief with only the token gets.
 import t, { type Test } from 'tap'
+import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
 import { createDpopNonces, DPOP_ALGORITHMS } from '../src/dpop.js'
 import type { AdapterOptions } from '../src/adapter.js'
 import { ADAPTERS, startAdapterApp, type AdapterApp, type AdapterName } from './adapters.js'
@@ -108,6 +110,57 @@ t.test('publicUrl: proofs name the URL clients call, not the one the app listens
     t.equal((await app.send('/me', dpopHeaders(token, await signProof(key, { htu: `${app.url}/me`, accessToken: token })))).status, 401, `${name}: not the local one`)
   }
   await t.rejects(startAdapterApp(t, 'node:http', { keys, issuer: ISSUER, audience: AUDIENCE, publicUrl: 'https://api.example.com/?x=1' }), /publicUrl/)
+})
+
+/** The status of GET `path` with a Host header of the client's choosing (undefined: none, over HTTP/1.0), which fetch cannot send. */
+async function statusWithHost (url: string, path: string, host: string | undefined, headers: Record<string, string>): Promise<number> {
+  const { port } = new URL(url)
+  if (host === undefined) {
+    return await new Promise((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.end(`GET ${path} HTTP/1.0\r\n${Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n`)
+      })
+      let answer = ''
+      socket.on('data', (chunk: Buffer) => { answer += chunk.toString('latin1') })
+      socket.on('end', () => { resolve(Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1])) })
+      socket.on('error', reject)
+    })
+  }
+  return await new Promise((resolve, reject) => {
+    const sent = httpRequest({ host: '127.0.0.1', port, path, headers: { ...headers, host } }, (response) => {
+      response.resume()
+      response.on('end', () => { resolve(response.statusCode!) })
+    })
+    sent.on('error', reject)
+    sent.end()
+  })
+}
+
+t.test('without publicUrl, the Host header names the host of htu, never its path', async (t) => {
+  for (const name of ADAPTERS) {
+    const app = await start(t, name)
+    const key = await generateProofKey()
+    const token = signToken(ed, claims({ cnf: { jkt: key.jkt } }))
+    const send = async (host: string | undefined, htu: string): Promise<number> =>
+      await statusWithHost(app.url, '/me', host, dpopHeaders(token, await signProof(key, { htu, accessToken: token })))
+    t.equal(await send('api.example.com', 'http://api.example.com/me'), 200, `${name}: a host of the client's naming, with the request's path`)
+    t.equal(await send('api.example.com:8080', 'http://api.example.com:8080/me'), 200, `${name}: with a port`)
+    t.equal(await send('[::1]:8080', 'http://[::1]:8080/me'), 200, `${name}: an IPv6 literal`)
+    t.equal(await send('api_1:3002', 'http://api_1:3002/me'), 200, `${name}: a container's name`)
+    // A delimiter in the Host header would end the authority and move the
+    // path: a proof made out to another URL (its root, or a longer path)
+    // would pass for this one.
+    for (const [host, htu] of [
+      ['api.example.com#', 'http://api.example.com/'],
+      ['api.example.com?', 'http://api.example.com/'],
+      ['api.example.com/other', 'http://api.example.com/other/me'],
+      ['api.example.com\\other', 'http://api.example.com/other/me'],
+      ['user@api.example.com', 'http://api.example.com/me'],
+      [undefined, 'http://me/']
+    ] as const) {
+      t.equal(await send(host, htu), 401, `${name}: Host ${JSON.stringify(host)} and a proof for ${htu}: 401`)
+    }
+  }
 })
 
 t.test('express: a router mounted below a path checks the full path', async (t) => {
