@@ -1,6 +1,6 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { ID_BYTES, randomId } from '../ids.js'
-import { derivedKey, type ServerSecret } from './refresh-token-codec.js'
+import { derivedHmacKey, type ServerSecret } from './refresh-token-codec.js'
 
 /*
  * A device token is OWASP's "device cookie": a client that logged in to an
@@ -22,11 +22,11 @@ const TOKEN_BYTES = BODY_BYTES + MAC_BYTES
 const TOKEN_LENGTH = Math.ceil(TOKEN_BYTES * 4 / 3)
 
 export class DeviceTokenCodec {
-  readonly #macKey: () => Buffer
+  readonly #macKey: () => KeyObject
   readonly #ttlMs: number
 
   constructor (serverSecret: ServerSecret, ttlSeconds: number) {
-    this.#macKey = derivedKey(serverSecret, 'baton device-token mac')
+    this.#macKey = derivedHmacKey(serverSecret, 'baton device-token mac')
     this.#ttlMs = ttlSeconds * 1000
   }
 
@@ -53,7 +53,7 @@ export class DeviceTokenCodec {
     return raw.subarray(1, 1 + ID_BYTES).toString('base64url')
   }
 
-  #mac (body: Buffer, account: Buffer, macKey = this.#macKey()): Buffer {
+  #mac (body: Buffer, account: Buffer, macKey: KeyObject = this.#macKey()): Buffer {
     return createHmac('sha256', macKey).update(body).update(account).digest().subarray(0, MAC_BYTES)
   }
 }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hash, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { ID_BYTES, randomBytes } from '../ids.js'
 
 /*
@@ -65,11 +65,29 @@ export function derivedKey (secret: ServerSecret, purpose: string): () => Buffer
   }
 }
 
+/**
+ * {@link derivedKey} as a key object for `createHmac`, which given bytes
+ * builds a key object of its own on every call (most of an HMAC's cost).
+ */
+export function derivedHmacKey (secret: ServerSecret, purpose: string): () => KeyObject {
+  const bytes = derivedKey(secret, purpose)
+  let madeFrom: Buffer | undefined
+  let key: KeyObject | undefined
+  return () => {
+    const current = bytes()
+    if (key === undefined || current !== madeFrom) {
+      key = createSecretKey(current)
+      madeFrom = current
+    }
+    return key
+  }
+}
+
 export class RefreshTokenCodec {
-  readonly #macKey: () => Buffer
+  readonly #macKey: () => KeyObject
 
   constructor (serverSecret: ServerSecret) {
-    this.#macKey = derivedKey(serverSecret, 'baton refresh-token mac')
+    this.#macKey = derivedHmacKey(serverSecret, 'baton refresh-token mac')
   }
 
   issue (uid: string, sid: string): IssuedRefreshToken {
@@ -101,7 +119,7 @@ export class RefreshTokenCodec {
     }
   }
 
-  #mac (body: Buffer, macKey = this.#macKey()): Buffer {
+  #mac (body: Buffer, macKey: KeyObject = this.#macKey()): Buffer {
     return createHmac('sha256', macKey).update(body).digest().subarray(0, MAC_BYTES)
   }
 }
@@ -113,7 +131,7 @@ function writeId (target: Buffer, offset: number, id: string): void {
 }
 
 function hashToken (raw: Buffer): string {
-  return createHash('sha256').update(raw).digest('base64url')
+  return hash('sha256', raw, 'base64url')
 }
 
 function successorKey (predecessorSecret: Buffer, sid: string): Buffer {
