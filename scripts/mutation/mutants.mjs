@@ -201,7 +201,7 @@ export const MUTANTS = [
 
   // ------------------------------------------------------------ verifier: bearer.ts
   mutant('verifier/bearer', 'any-scheme', 'bearer-syntax', 'any scheme is read as Bearer',
-    "if (scheme.toLowerCase() !== 'bearer') {", 'if (false) {'),
+    "if (scheme !== 'bearer' && !(dpop && scheme === 'dpop')) {", 'if (false) {'),
   mutant('verifier/bearer', 'loose-b64token', 'bearer-syntax', 'anything after the scheme is a token',
     'const CREDENTIALS = /^ +([A-Za-z0-9\\-._~+/]+=*)$/', 'const CREDENTIALS = /^\\s*(.*)$/'),
   mutant('verifier/bearer', 'no-header-list', 'bearer-syntax', 'two Authorization headers are not refused as such',
@@ -450,7 +450,7 @@ export const MUTANTS = [
   mutant('service-kit/metrics', 'any-metrics-token', 'metrics-token', 'any bearer token reads /metrics',
     "return timingSafeEqual(sha256(match[1]!), tokenDigest) ? undefined : new BatonError('BATON_INVALID_TOKEN', 'not the metrics token')", 'return undefined'),
   mutant('service-kit/logger', 'no-redaction', 'log-redaction', 'pino redacts nothing: headers, bodies and logged objects keep their secrets',
-    "redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },", ''),
+    "redact: { paths: [...REDACT_PATHS], censor: '[redacted]' }", "redact: { paths: [], censor: '[redacted]' }"),
   mutant('service-kit/logger', 'query-logged', 'log-redaction', 'query-string values reach the request lines',
     'url: redactUrl(request.url),', 'url: request.url,')
 ]
