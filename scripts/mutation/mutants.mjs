@@ -50,6 +50,7 @@ export const MODULES = {
   'lua/set-user-lock': { path: 'services/auth-service/lua/set-user-lock.lua', tests: [only(A('admin-cli'), 'lock')] },
   'lua/revoke-signing-key': { path: 'services/auth-service/lua/revoke-signing-key.lua', tests: [only(A('admin-cli'), 'keys revoke')] },
   'lua/publish-revocation': { path: 'services/auth-service/lua/publish-revocation.lua', tests: [A('revocation-feed')] },
+  'auth/dpop-replay': { path: 'services/auth-service/src/core/dpop/replay-cache.ts', tests: [only(A('dpop'), 'a replayed proof is refused')] },
 
   // @baton/service-kit: the auth-service's tests import its dist/.
   'service-kit/hardening': { path: 'packages/service-kit/src/hardening.ts', build: 'dist', tests: [A('hostile-requests')] },
@@ -111,6 +112,10 @@ export const PROTECTIONS = {
   'rotation': 'class 5: rotation on every use: a spent token is refused',
   'family-revocation': 'class 5: any reuse outside a grace retry revokes the whole session',
   'grace-window': 'class 5: the grace retry only within REFRESH_REUSE_GRACE',
+  'dpop-binding': 'class 11: a bound session refreshes only with a proof of its key; without one, or with another key\'s, the family is revoked',
+  'dpop-first-bind': 'class 11: an unbound session refreshed with a proof binds to that key for good',
+  'dpop-replay': 'class 11: a proof\'s jti is taken once, across instances (SET NX in Redis)',
+  'dpop-required': 'class 11: a client registered with dpop_bound_access_tokens gets no token without a proof',
   'grace-same-client': 'class 5: a grace retry only from the client (client_id) that rotated',
   'grace-same-network': 'class 5: a grace retry only from the network that rotated',
   'grace-same-user-agent': 'class 5: a grace retry only from the user agent that rotated',
@@ -351,6 +356,19 @@ export const MUTANTS = [
   mutant('auth/redis-budget', 'budget-per-call', 'redis-budget', 'each Redis call of a request gets the whole budget',
     'if (--this.#waiting === 0) this.#leftMs -= performance.now() - this.#since', '--this.#waiting',
     [A('redis-budget')]),
+
+  // ------------------------------------------------------------ Lua: rotate-refresh.lua (DPoP)
+  mutant('lua/rotate-refresh', 'no-dpop-binding', 'dpop-binding', 'a bound session refreshes without its key\'s proof',
+    'if boundKey and presentedKey ~= boundKey then', 'if false then',
+    [only(A('dpop'), 'a stolen refresh token without the key', 'a stolen refresh token with a proof from another key')]),
+  mutant('lua/rotate-refresh', 'no-first-bind', 'dpop-first-bind', 'an unbound session refreshed with a proof stays unbound',
+    "  redis.call('HSET', KEYS[1], 'jkt', presentedKey)\n", '',
+    [only(A('dpop'), 'a session that began unbound binds')]),
+  mutant('lua/rotate-refresh', 'dpop-not-required', 'dpop-required', 'a client that must use DPoP refreshes an unbound session without a proof',
+    "if ARGV[17] == '1' and presentedKey == '' then return {'dpop_required'} end", '',
+    [only(A('dpop'), 'a client registered with dpop_bound_access_tokens')]),
+  mutant('auth/dpop-replay', 'no-set-nx', 'dpop-replay', 'a proof\'s jti is written without NX: a replay overwrites it and passes',
+    "this.#redis.set(key, '1', 'PX', ttlMs, 'NX')) === 'OK'", "this.#redis.set(key, '1', 'PX', ttlMs)) === 'OK'"),
 
   // ------------------------------------------------------------ Lua: rotate-refresh.lua
   mutant('lua/rotate-refresh', 'no-family-revocation', 'family-revocation', 'a spent token coming back is refused, the session left alive',
