@@ -1,8 +1,8 @@
 // The DPoP proof check of RFC 9449 §4.3, shared by the token endpoint and by
 // every verifier: pure, framework-free and storage-free (the caller brings
 // the replay cache), so that both ends refuse exactly the same proofs.
-import { createHash, createHmac, randomBytes } from 'node:crypto'
-import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK, type JWTPayload } from 'jose'
+import { constants, createHash, createHmac, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto'
+import type { JWK } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { hasDuplicateMembers } from './checks.js'
 
@@ -222,8 +222,26 @@ function isRecord (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** The one proof text of a `DPoP` header, and its header checked before any key is imported. */
-function readProof (proof: string | string[] | undefined, algorithms: ReadonlySet<string>): string {
+/** A proof read and its header checked, before any key is imported. */
+interface ReadProof {
+  alg: DpopAlgorithm
+  jwk: Record<string, unknown>
+  payload: Record<string, unknown>
+  signingInput: string
+  signature: Buffer
+}
+
+function parseObject (json: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(json)
+    return isRecord(value) ? value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The one proof of a `DPoP` header, its header checked before any key is imported. */
+function readProof (proof: string | string[] | undefined, algorithms: ReadonlySet<string>): ReadProof {
   if (proof === undefined || proof === '') throw new DpopError('missing')
   if (Array.isArray(proof)) {
     if (proof.length !== 1) throw new DpopError('multiple')
@@ -234,32 +252,86 @@ function readProof (proof: string | string[] | undefined, algorithms: ReadonlySe
   // Node joins repeated headers with ", "; no compact JWS has a comma or a space.
   if (proof.includes(',')) throw new DpopError('multiple')
   if (!JWS_COMPACT.test(proof)) throw new DpopError('malformed')
-  const [headerPart, payloadPart] = proof.split('.') as [string, string]
-  if (hasDuplicateMembers(Buffer.from(headerPart, 'base64url').toString('utf8')) ||
-    hasDuplicateMembers(Buffer.from(payloadPart, 'base64url').toString('utf8'))) throw new DpopError('duplicate')
-  let header: Record<string, unknown>
-  try {
-    header = decodeProtectedHeader(proof) as Record<string, unknown>
-  } catch (error) {
-    throw new DpopError('malformed', undefined, { cause: error })
-  }
+  const [headerPart, payloadPart, signaturePart] = proof.split('.') as [string, string, string]
+  const headerText = Buffer.from(headerPart, 'base64url').toString('utf8')
+  const payloadText = Buffer.from(payloadPart, 'base64url').toString('utf8')
+  if (hasDuplicateMembers(headerText) || hasDuplicateMembers(payloadText)) throw new DpopError('duplicate')
+  const header = parseObject(headerText)
+  if (header === undefined) throw new DpopError('malformed')
   if (typeof header.typ !== 'string' || header.typ.toLowerCase().replace(/^application\//, '') !== DPOP_PROOF_TYP) throw new DpopError('typ')
   const { alg, jwk } = header
   if (typeof alg !== 'string' || !algorithms.has(alg)) throw new DpopError('algorithm')
+  // No extension is understood, so any critical one refuses the proof (RFC 7515 §4.1.11).
+  if ('crit' in header) throw new DpopError('malformed', 'the DPoP proof demands an extension that is not understood')
   const expected = KEY_TYPES[alg as DpopAlgorithm]
   if (!isRecord(jwk) || jwk.kty !== expected.kty || (expected.crv !== undefined && jwk.crv !== expected.crv)) throw new DpopError('jwk')
   if (PRIVATE_MEMBERS.some((member) => member in jwk)) throw new DpopError('jwk', 'the DPoP proof header carries a private key')
   if (jwk.kty === 'RSA' && (typeof jwk.n !== 'string' || jwk.n.length > MAX_RSA_MODULUS_CHARS)) throw new DpopError('jwk')
-  return proof
+  // What a JWK may say of its own use (RFC 7517 §4.2–4.4): nothing that forbids verifying this algorithm's signatures.
+  if (jwk.use !== undefined && jwk.use !== 'sig') throw new DpopError('jwk', 'the DPoP proof key is not for signatures')
+  if (jwk.alg !== undefined && jwk.alg !== alg) throw new DpopError('jwk', 'the DPoP proof key is for another algorithm')
+  if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.length === 1 && jwk.key_ops[0] === 'verify')) throw new DpopError('jwk', 'the DPoP proof key is not for verifying')
+  if (jwk.ext !== undefined && typeof jwk.ext !== 'boolean') throw new DpopError('jwk')
+  const payload = parseObject(payloadText)
+  if (payload === undefined) throw new DpopError('claims', 'the DPoP proof claims are not a JSON object')
+  return { alg: alg as DpopAlgorithm, jwk, payload, signingInput: `${headerPart}.${payloadPart}`, signature: Buffer.from(signaturePart, 'base64url') }
 }
 
-/** jose's embedded-key resolver, its refusals (not a key, a private key, a key for another algorithm) told apart from the signature's. */
-const embeddedKey: typeof EmbeddedJWK = async (header, token) => {
+// The members RFC 7638 §3.2 hashes, in its (lexicographic) order: all a public key is made of.
+const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = { EC: ['crv', 'kty', 'x', 'y'], OKP: ['crv', 'kty', 'x'], RSA: ['e', 'kty', 'n'] }
+const MIN_RSA_MODULUS_BITS = 2048
+const KEY_CACHE_SIZE = 10_000
+interface ProofKeyEntry { key: KeyObject, jkt: string }
+// Clients sign proof after proof with one key: importing it once, keyed by the
+// whole canonical key (not a kid, not a hash of it), means a cached key is only
+// ever used for a proof whose header carries exactly that key.
+const proofKeys = new LRUCache<string, ProofKeyEntry>({ max: KEY_CACHE_SIZE })
+
+/** The proof key as a node:crypto public key and its RFC 7638 thumbprint; a `jwk` refusal when it is no valid key. */
+function proofKeyOf (jwk: Record<string, unknown>): ProofKeyEntry {
+  const members = THUMBPRINT_MEMBERS[jwk.kty as string]!
+  const canonical: Record<string, string> = {}
+  for (const member of members) {
+    const value = jwk[member]
+    if (typeof value !== 'string' || value === '') throw new DpopError('jwk')
+    canonical[member] = value
+  }
+  const json = JSON.stringify(canonical)
+  const cached = proofKeys.get(json)
+  if (cached !== undefined) return cached
+  let key: KeyObject
   try {
-    return await EmbeddedJWK(header, token)
+    key = createPublicKey({ key: canonical, format: 'jwk' })
   } catch (error) {
     throw new DpopError('jwk', undefined, { cause: error })
   }
+  // RSA below 2048 bits is too weak for RS256/PS256 (RFC 7518 §3.3).
+  if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_MODULUS_BITS) throw new DpopError('jwk', 'the DPoP proof RSA key is shorter than 2048 bits')
+  const entry = { key, jkt: createHash('sha256').update(json).digest('base64url') }
+  proofKeys.set(json, entry)
+  return entry
+}
+
+/** Whether `signature` is `alg`'s signature of `data` by `key` (RFC 7518 §3, RFC 8037 §3.1). */
+function verifiesSignature (alg: DpopAlgorithm, key: KeyObject, data: Buffer, signature: Buffer): boolean {
+  try {
+    switch (alg) {
+      case 'ES256': return verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature)
+      case 'ES384': return verify('sha384', data, { key, dsaEncoding: 'ieee-p1363' }, signature)
+      case 'EdDSA': case 'Ed25519': return verify(null, data, key, signature)
+      case 'RS256': return verify('sha256', data, { key, padding: constants.RSA_PKCS1_PADDING }, signature)
+      case 'PS256': return verify('sha256', data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signature)
+    }
+  } catch {
+    return false
+  }
+}
+
+/** An optional NumericDate claim (RFC 7519 §2): absent, or a finite number. */
+function numericDate (value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new DpopError('claims')
+  return value
 }
 
 function checkedAlgorithms (algorithms: readonly string[] | undefined): ReadonlySet<string> {
@@ -301,25 +373,19 @@ export async function checkDpopProof (proof: string | string[] | undefined, opts
   if (url === undefined) throw new DpopError('htu', 'the request URL is not an absolute http: or https: URL')
   const nowMs = (opts.now ?? Date.now)()
 
-  const text = readProof(proof, algorithms)
-  let payload: JWTPayload
-  let jwk: JWK
-  try {
-    const verified = await jwtVerify(text, embeddedKey, { algorithms: [...algorithms], currentDate: new Date(nowMs), clockTolerance: skew })
-    payload = verified.payload
-    jwk = verified.protectedHeader.jwk!
-  } catch (error) {
-    if (error instanceof DpopError) throw error
-    const code = (error as { code?: string } | null)?.code
-    throw new DpopError(code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' ? 'signature' : code?.startsWith('ERR_JWT_') === true ? 'claims' : 'malformed', undefined, { cause: error })
-  }
+  const { alg, jwk, payload, signingInput, signature } = readProof(proof, algorithms)
+  const { key, jkt } = proofKeyOf(jwk)
+  if (!verifiesSignature(alg, key, Buffer.from(signingInput, 'ascii'), signature)) throw new DpopError('signature')
+  const nowSeconds = nowMs / 1000
+  const nbf = numericDate(payload.nbf)
+  const exp = numericDate(payload.exp)
+  if ((nbf !== undefined && nbf > nowSeconds + skew) || (exp !== undefined && exp <= nowSeconds - skew)) throw new DpopError('claims')
 
-  const { jti, htm, htu, iat, ath, nonce } = payload as Record<string, unknown>
+  const { jti, htm, htu, iat, ath, nonce } = payload
   if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) throw new DpopError('jti')
   if (typeof htm !== 'string' || htm !== opts.method) throw new DpopError('htm')
   if (typeof htu !== 'string' || normalizeHtu(htu) !== url) throw new DpopError('htu')
   if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new DpopError('iat')
-  const nowSeconds = nowMs / 1000
   if (iat > nowSeconds + skew || iat < nowSeconds - maxAge - skew) throw new DpopError('iat')
   if (opts.accessToken !== undefined && ath !== accessTokenHash(opts.accessToken)) throw new DpopError('ath')
   if (nonce !== undefined && (typeof nonce !== 'string' || nonce.length > MAX_NONCE_LENGTH)) throw new DpopError('claims')
@@ -327,9 +393,8 @@ export async function checkDpopProof (proof: string | string[] | undefined, opts
     const accepted = typeof opts.nonce === 'function' ? opts.nonce(nonce) : nonce === opts.nonce
     if (!accepted) throw new DpopError('nonce')
   }
-  const jkt = await calculateJwkThumbprint(jwk, 'sha256')
   if (opts.expectedJkt !== undefined && jkt !== opts.expectedJkt) throw new DpopError('key')
   // Remembered until the proof could no longer pass the iat check above.
   if (!await opts.replay.remember(jti, Math.ceil(iat + maxAge + skew))) throw new DpopError('replay')
-  return { jkt, jti, iat, jwk, ...(typeof nonce === 'string' ? { nonce } : {}) }
+  return { jkt, jti, iat, jwk: jwk as JWK, ...(typeof nonce === 'string' ? { nonce } : {}) }
 }

@@ -1,6 +1,6 @@
 // The shared DPoP proof check (RFC 9449 §4.3): real keys, real signatures,
 // one assertion per way a proof can be forged, replayed or misdirected.
-import { generateKeyPairSync } from 'node:crypto'
+import { constants, generateKeyPairSync, sign as signWith, type KeyObject, type SignKeyObjectInput } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
 import {
@@ -160,6 +160,56 @@ t.test('attacks and mistakes, each refused', async (t) => {
   await t.test('an expired exp claim', async (t) => {
     await refused(t, checkDpopProof(await sign(key, { exp: NOW / 1000 - 30 }), options()), 'claims')
   })
+})
+
+/** A proof signed by node:crypto, for what jose would not sign: `alg` in the header, the signature made by `signer`. */
+function handSigned (header: Record<string, unknown>, claims: JWTPayload, signer: (data: Buffer) => Buffer): string {
+  const input = `${part({ typ: 'dpop+jwt', ...header })}.${part({ jti: `hand-${Math.random()}`, htm: 'GET', htu: URL_, iat: NOW / 1000, ...claims })}`
+  return `${input}.${signer(Buffer.from(input)).toString('base64url')}`
+}
+const signerOf = (algorithm: string, key: KeyObject | SignKeyObjectInput) => (data: Buffer): Buffer => signWith(algorithm, data, key)
+
+t.test('imported keys are reused, and only for the very key a proof carries', async (t) => {
+  const a = await proofKey('ES256')
+  const b = await proofKey('ES256')
+  t.equal((await checkDpopProof(await sign(a), options())).jkt, a.jkt, 'a first proof by one key')
+  t.equal((await checkDpopProof(await sign(a), options())).jkt, a.jkt, 'a second proof by it')
+  t.equal((await checkDpopProof(await sign(b), options())).jkt, b.jkt, 'another key with the same kid-less header gets its own thumbprint')
+  await refused(t, checkDpopProof(await sign(b, {}, { jwk: a.jwk }), options()), 'signature', 'a cached key does not pass a proof signed by another key')
+  await refused(t, checkDpopProof(await sign(a, {}, { jwk: b.jwk }), options()), 'signature', 'both ways')
+  await refused(t, checkDpopProof(await sign(a, {}, { jwk: { ...a.jwk, kid: 'b' } }), options({ expectedJkt: b.jkt })), 'key', 'a kid changes nothing: the key is still bound by its thumbprint')
+  await refused(t, checkDpopProof(await sign(a, {}, { jwk: { ...a.jwk, use: 'enc' } }), options()), 'jwk', 'what a cached key\'s header says of its use is still read')
+  await refused(t, checkDpopProof(await sign(a, {}, { jwk: { ...a.jwk, alg: 'ES384' } }), options()), 'jwk', 'and of its algorithm')
+  await refused(t, checkDpopProof(await sign(a, {}, { jwk: { ...a.jwk, key_ops: ['sign'] } }), options()), 'jwk', 'and of its operations')
+  t.ok(await checkDpopProof(await sign(a, {}, { jwk: { ...a.jwk, kid: 'k', use: 'sig', alg: 'ES256', key_ops: ['verify'] } }), options()), 'while members that allow verifying are fine')
+})
+
+t.test('signatures are checked as their algorithm says, by node:crypto', async (t) => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const jwk = rsa.publicKey.export({ format: 'jwk' })
+  t.ok(await checkDpopProof(handSigned({ alg: 'RS256', jwk }, {}, signerOf('sha256', rsa.privateKey)), options()), 'RS256')
+  t.ok(await checkDpopProof(handSigned({ alg: 'PS256', jwk }, {}, signerOf('sha256', { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })), options()), 'PS256, the same key now cached')
+  await refused(t, checkDpopProof(handSigned({ alg: 'PS256', jwk }, {}, signerOf('sha256', rsa.privateKey)), options()), 'signature', 'a PKCS#1 v1.5 signature is no PS256 one')
+  await refused(t, checkDpopProof(handSigned({ alg: 'RS256', jwk }, {}, signerOf('sha256', { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })), options()), 'signature', 'nor the other way')
+  await refused(t, checkDpopProof(handSigned({ alg: 'PS256', jwk }, {}, signerOf('sha256', { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 20 })), options()), 'signature', 'a PSS salt of another length')
+  const weak = generateKeyPairSync('rsa', { modulusLength: 1024 })
+  await refused(t, checkDpopProof(handSigned({ alg: 'RS256', jwk: weak.publicKey.export({ format: 'jwk' }) }, {}, signerOf('sha256', weak.privateKey)), options()), 'jwk', 'an RSA key under 2048 bits')
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const ecJwk = ec.publicKey.export({ format: 'jwk' })
+  t.ok(await checkDpopProof(handSigned({ alg: 'ES256', jwk: ecJwk }, {}, signerOf('sha256', { key: ec.privateKey, dsaEncoding: 'ieee-p1363' })), options()), 'ES256 as r‖s')
+  await refused(t, checkDpopProof(handSigned({ alg: 'ES256', jwk: ecJwk }, {}, signerOf('sha256', ec.privateKey)), options()), 'signature', 'an ES256 signature in DER')
+  await refused(t, checkDpopProof(handSigned({ alg: 'ES256', jwk: { ...ecJwk, x: ecJwk.y } }, {}, signerOf('sha256', { key: ec.privateKey, dsaEncoding: 'ieee-p1363' })), options()), 'jwk', 'a point not on the curve')
+  await refused(t, checkDpopProof(handSigned({ alg: 'ES256', jwk: { ...ecJwk, y: 7 } }, {}, signerOf('sha256', { key: ec.privateKey, dsaEncoding: 'ieee-p1363' })), options()), 'jwk', 'a member that is no string')
+})
+
+t.test('what jose checked is still checked', async (t) => {
+  const key = await proofKey('ES256')
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const critical = handSigned({ alg: 'ES256', jwk: ec.publicKey.export({ format: 'jwk' }), crit: ['exp'], exp: 1 }, {}, signerOf('sha256', { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }))
+  await refused(t, checkDpopProof(critical, options()), 'malformed', 'a critical extension')
+  await refused(t, checkDpopProof(await sign(key, { nbf: NOW / 1000 + 30 }), options()), 'claims', 'an nbf in the future')
+  await refused(t, checkDpopProof(await sign(key, { exp: 'soon' }), options()), 'claims', 'an exp that is no NumericDate')
+  t.ok(await checkDpopProof(await sign(key, { exp: NOW / 1000 + 30, nbf: NOW / 1000 - 1 }), options()), 'exp and nbf that hold')
 })
 
 t.test('what is accepted', async (t) => {
