@@ -503,6 +503,10 @@ export async function startRedisCluster (options: StartRedisClusterOptions = {})
         if (infoField(info, 'cluster_state') !== 'ok') return false
         if (infoField(info, 'cluster_known_nodes') !== String(handles.length)) return false
         if (infoField(info, 'cluster_slots_ok') !== '16384') return false
+        // A node that has not yet learnt an address (its own, or another's) lists it as ":port": a
+        // client that takes its slot map then and a fuller one later drops the connection in between.
+        const nodes = String(await redisCommand(handle.port, ['CLUSTER', 'NODES']))
+        if (nodes.split('\n').some((line) => line.split(' ')[1]?.startsWith(':') === true)) return false
       }
       return true
     })
