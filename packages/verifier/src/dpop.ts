@@ -23,6 +23,9 @@ const MAX_JTI_LENGTH = 256
 const MAX_NONCE_LENGTH = 512
 // RSA verification cost grows with the modulus the client chooses; 4096 bits is the most any client needs.
 const MAX_RSA_MODULUS_CHARS = Math.ceil(4096 / 6)
+// So does the public exponent, and OpenSSL bounds it (to 64 bits) only for moduli over 3072 bits: a huge one
+// makes every proof, however badly signed, cost a private-key operation. Real keys use 65537.
+const MAX_RSA_EXPONENT_CHARS = Math.ceil(64 / 6)
 
 /** The key type (and curve) each algorithm needs, so that a header cannot pair an algorithm with another kind of key. */
 const KEY_TYPES: Record<DpopAlgorithm, { kty: string, crv?: string }> = {
@@ -266,7 +269,7 @@ function readProof (proof: string | string[] | undefined, algorithms: ReadonlySe
   const expected = KEY_TYPES[alg as DpopAlgorithm]
   if (!isRecord(jwk) || jwk.kty !== expected.kty || (expected.crv !== undefined && jwk.crv !== expected.crv)) throw new DpopError('jwk')
   if (PRIVATE_MEMBERS.some((member) => member in jwk)) throw new DpopError('jwk', 'the DPoP proof header carries a private key')
-  if (jwk.kty === 'RSA' && (typeof jwk.n !== 'string' || jwk.n.length > MAX_RSA_MODULUS_CHARS)) throw new DpopError('jwk')
+  if (jwk.kty === 'RSA' && (typeof jwk.n !== 'string' || jwk.n.length > MAX_RSA_MODULUS_CHARS || typeof jwk.e !== 'string' || jwk.e.length > MAX_RSA_EXPONENT_CHARS)) throw new DpopError('jwk')
   // What a JWK may say of its own use (RFC 7517 §4.2–4.4): nothing that forbids verifying this algorithm's signatures.
   if (jwk.use !== undefined && jwk.use !== 'sig') throw new DpopError('jwk', 'the DPoP proof key is not for signatures')
   if (jwk.alg !== undefined && jwk.alg !== alg) throw new DpopError('jwk', 'the DPoP proof key is for another algorithm')

@@ -194,6 +194,10 @@ t.test('signatures are checked as their algorithm says, by node:crypto', async (
   await refused(t, checkDpopProof(handSigned({ alg: 'PS256', jwk }, {}, signerOf('sha256', { key: rsa.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 20 })), options()), 'signature', 'a PSS salt of another length')
   const weak = generateKeyPairSync('rsa', { modulusLength: 1024 })
   await refused(t, checkDpopProof(handSigned({ alg: 'RS256', jwk: weak.publicKey.export({ format: 'jwk' }) }, {}, signerOf('sha256', weak.privateKey)), options()), 'jwk', 'an RSA key under 2048 bits')
+  // OpenSSL bounds the exponent only for moduli over 3072 bits; a 2048-bit one with a 2040-bit exponent costs a private-key-sized operation per proof, signed or not.
+  const hugeExponent = Buffer.alloc(255, 0xff).toString('base64url')
+  await refused(t, checkDpopProof(handSigned({ alg: 'RS256', jwk: { ...jwk, e: hugeExponent } }, {}, () => Buffer.alloc(256, 1)), options()), 'jwk', 'an RSA exponent over 64 bits, refused before any verification')
+  t.ok(await checkDpopProof(handSigned({ alg: 'RS256', jwk: { ...jwk, e: 'AAEAAQ' } }, {}, signerOf('sha256', rsa.privateKey)), options()), 'while 65537 with a leading zero byte is still 65537')
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const ecJwk = ec.publicKey.export({ format: 'jwk' })
   t.ok(await checkDpopProof(handSigned({ alg: 'ES256', jwk: ecJwk }, {}, signerOf('sha256', { key: ec.privateKey, dsaEncoding: 'ieee-p1363' })), options()), 'ES256 as r‖s')
