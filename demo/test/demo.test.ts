@@ -7,7 +7,7 @@
 import t from 'tap'
 import { connect } from 'node:net'
 import type { Page } from 'playwright-core'
-import { activity, artifactPath, launchBrowser, openDemoTab, PASSWORD, skipWithoutChromium, startDemo } from './helper.js'
+import { activity, launchBrowser, openDemoTab, PASSWORD, saveScreenshot, skipWithoutChromium, startDemo } from './helper.js'
 
 // Three services start and a 20 s token must be refreshed: minutes on a loaded machine.
 t.setTimeout(300_000)
@@ -114,10 +114,7 @@ t.test('the demo page, start to finish, then Ctrl-C', { skip }, async (t) => {
   t.ok(await first.locator('#view-signed-in').isVisible(), 'this browser\'s own session was not touched')
 
   // The page at the end of the story, whole, for a person to look at.
-  const height = await first.evaluate(() => document.documentElement.scrollHeight)
-  await first.setViewportSize({ width: 1440, height })
-  const screenshot = await artifactPath('demo-main-flow.png')
-  await first.screenshot({ path: screenshot })
+  const screenshot = await saveScreenshot(first, 'demo-main-flow.png')
   t.comment(`screenshot: ${screenshot}`)
 
   // Log out everywhere in one tab: both tabs are signed out.

@@ -6,7 +6,7 @@
 // nothing.
 import t from 'tap'
 import type { Page, Request } from 'playwright-core'
-import { activity, artifactPath, launchBrowser, openDemoTab, PASSWORD, skipWithoutChromium, startDemo } from './helper.js'
+import { activity, launchBrowser, openDemoTab, PASSWORD, saveScreenshot, skipWithoutChromium, startDemo } from './helper.js'
 
 t.setTimeout(300_000)
 const skip = skipWithoutChromium(t)
@@ -161,10 +161,7 @@ t.test('the demo with DPoP: a whole session with tokens bound to a non-extractab
   t.equal(await first.locator('#thief-me').isDisabled(), false, 'the thief has only the access token it stole')
   t.ok(await first.locator('#view-signed-in').isVisible(), 'this browser\'s session was not touched')
 
-  const height = await first.evaluate(() => document.documentElement.scrollHeight)
-  await first.setViewportSize({ width: 1440, height })
-  const screenshot = await artifactPath('demo-dpop.png')
-  await first.screenshot({ path: screenshot })
+  const screenshot = await saveScreenshot(first, 'demo-dpop.png')
   t.comment(`screenshot: ${screenshot}`)
 
   // Logout: both tabs signed out, the key stays (it binds nothing now) for the next login.

@@ -18,9 +18,14 @@ const START = join(ROOT, 'scripts', 'start.mjs')
 /** Where browser tests leave what a person should look at (screenshots): `.tap/artifacts/`, or `BATON_ARTIFACTS`. */
 export const ARTIFACTS = process.env.BATON_ARTIFACTS ?? join(ROOT, '.tap', 'artifacts')
 
-export async function artifactPath (name: string): Promise<string> {
+/** The whole page, at 1440 px wide, saved as `name` in {@link ARTIFACTS}; returns its path. */
+export async function saveScreenshot (page: Page, name: string): Promise<string> {
   await mkdir(ARTIFACTS, { recursive: true })
-  return join(ARTIFACTS, name)
+  const height = await page.evaluate(() => document.documentElement.scrollHeight)
+  await page.setViewportSize({ width: 1440, height })
+  const path = join(ARTIFACTS, name)
+  await page.screenshot({ path })
+  return path
 }
 
 export interface Demo {
